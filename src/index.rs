@@ -1,0 +1,504 @@
+//! The in-memory relationship index: interned ids, per-(object, relation) adjacency with roaring
+//! bitmaps of direct users, one immutable [`Snapshot`] per revision.
+//!
+//! Readers hold an `Arc<Snapshot>` and never lock. The single writer derives the next snapshot
+//! with [`Snapshot::apply`], which shares every untouched part with its parent (persistent hash
+//! maps from `imbl`), so a write costs O(changed tuples × log n), never a rebuild.
+//!
+//! Invariants (checked by [`Snapshot::validate`]): every object symbol has a type; every
+//! symbol in an edge list is interned; an edge list is never stored empty; a tuple key appears in
+//! at most one place of its edge list (plain bitmap, wildcard, userset or conditional).
+
+use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
+use roaring::RoaringBitmap;
+use std::sync::Arc;
+
+/// An interned object (`type:id`).
+pub type Obj = u32;
+/// An interned name: a type, a relation or a named graph.
+pub type Name = u32;
+
+/// Strings ↔ dense `u32` ids. Persistent: cloning is O(1) and shares structure.
+#[derive(Clone, Default)]
+pub struct Interner {
+    ids: imbl::HashMap<Arc<str>, u32>,
+    strings: imbl::Vector<Arc<str>>,
+}
+
+impl Interner {
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    pub fn resolve(&self, id: u32) -> Option<&str> {
+        self.strings.get(id as usize).map(|s| &**s)
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
+        let s: Arc<str> = Arc::from(s);
+        self.strings.push_back(s.clone());
+        self.ids.insert(s, id);
+        id
+    }
+}
+
+/// The user side of an edge, interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UserRef {
+    Object(Obj),
+    Userset(Obj, Name),
+    Wildcard(Name),
+}
+
+/// An edge that only holds when its condition does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionalEdge {
+    pub user: UserRef,
+    pub condition: Arc<TupleCondition>,
+}
+
+/// Everything stored for one (object, relation): who is directly related, and how.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Edges {
+    /// Unconditional concrete users, one bitmap per user type (sorted by type).
+    pub direct: Vec<(Name, RoaringBitmap)>,
+    /// Unconditional wildcards `type:*` (sorted).
+    pub wildcards: Vec<Name>,
+    /// Unconditional usersets `object#relation` (sorted).
+    pub usersets: Vec<(Obj, Name)>,
+    /// Conditional edges of any user form.
+    pub conditional: Vec<ConditionalEdge>,
+}
+
+impl Edges {
+    fn is_empty(&self) -> bool {
+        self.direct.is_empty()
+            && self.wildcards.is_empty()
+            && self.usersets.is_empty()
+            && self.conditional.is_empty()
+    }
+
+    /// Removes the edge to `user` wherever it is; returns whether it was there.
+    fn remove(&mut self, user: UserRef, user_type: Name) -> bool {
+        let mut removed = false;
+        match user {
+            UserRef::Object(o) => {
+                if let Ok(i) = self.direct.binary_search_by_key(&user_type, |(t, _)| *t) {
+                    if let Some((_, bits)) = self.direct.get_mut(i) {
+                        removed |= bits.remove(o);
+                        if bits.is_empty() {
+                            self.direct.remove(i);
+                        }
+                    }
+                }
+            }
+            UserRef::Wildcard(t) => {
+                if let Ok(i) = self.wildcards.binary_search(&t) {
+                    self.wildcards.remove(i);
+                    removed = true;
+                }
+            }
+            UserRef::Userset(o, r) => {
+                if let Ok(i) = self.usersets.binary_search(&(o, r)) {
+                    self.usersets.remove(i);
+                    removed = true;
+                }
+            }
+        }
+        let before = self.conditional.len();
+        self.conditional.retain(|e| e.user != user);
+        removed || before != self.conditional.len()
+    }
+
+    fn insert(&mut self, user: UserRef, user_type: Name, condition: Option<Arc<TupleCondition>>) {
+        self.remove(user, user_type);
+        if let Some(condition) = condition {
+            self.conditional.push(ConditionalEdge { user, condition });
+            return;
+        }
+        match user {
+            UserRef::Object(o) => {
+                match self.direct.binary_search_by_key(&user_type, |(t, _)| *t) {
+                    Ok(i) => {
+                        if let Some((_, bits)) = self.direct.get_mut(i) {
+                            bits.insert(o);
+                        }
+                    }
+                    Err(i) => {
+                        let mut bits = RoaringBitmap::new();
+                        bits.insert(o);
+                        self.direct.insert(i, (user_type, bits));
+                    }
+                }
+            }
+            UserRef::Wildcard(t) => {
+                if let Err(i) = self.wildcards.binary_search(&t) {
+                    self.wildcards.insert(i, t);
+                }
+            }
+            UserRef::Userset(o, r) => {
+                if let Err(i) = self.usersets.binary_search(&(o, r)) {
+                    self.usersets.insert(i, (o, r));
+                }
+            }
+        }
+    }
+
+    /// The number of tuples in this edge list.
+    pub fn len(&self) -> u64 {
+        self.direct.iter().map(|(_, b)| b.len()).sum::<u64>()
+            + self.wildcards.len() as u64
+            + self.usersets.len() as u64
+            + self.conditional.len() as u64
+    }
+}
+
+/// Whether a change adds or removes a tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Add,
+    Remove,
+}
+
+/// One tuple change as the index applies it; `graph` is the named graph its triple lives in.
+#[derive(Debug, Clone)]
+pub struct TupleChange {
+    pub change: Change,
+    pub tuple: Tuple,
+    pub graph: Arc<str>,
+}
+
+/// The relationship index at one revision.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    pub revision: u64,
+    names: Interner,
+    objects: Interner,
+    /// Object → its type (a `Name`), parallel to `objects`.
+    object_types: imbl::Vector<Name>,
+    edges: imbl::HashMap<(Obj, Name), Arc<Edges>>,
+    /// Every object ever seen, by type (objects are never forgotten: harmless candidates).
+    by_type: imbl::HashMap<Name, Arc<RoaringBitmap>>,
+    /// The named graph of a tuple whose triple is not in the default tuple graph.
+    origins: imbl::HashMap<(Obj, Name, UserRef), Name>,
+    tuple_count: u64,
+}
+
+impl Snapshot {
+    pub fn empty(revision: u64) -> Self {
+        Self {
+            revision,
+            ..Self::default()
+        }
+    }
+
+    pub fn name(&self, s: &str) -> Option<Name> {
+        self.names.get(s)
+    }
+
+    pub fn name_str(&self, n: Name) -> &str {
+        self.names.resolve(n).unwrap_or("")
+    }
+
+    pub fn object(&self, s: &str) -> Option<Obj> {
+        self.objects.get(s)
+    }
+
+    pub fn object_str(&self, o: Obj) -> &str {
+        self.objects.resolve(o).unwrap_or("")
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn object_type(&self, o: Obj) -> Option<Name> {
+        self.object_types.get(o as usize).copied()
+    }
+
+    pub fn edges(&self, object: Obj, relation: Name) -> Option<&Edges> {
+        self.edges.get(&(object, relation)).map(|e| &**e)
+    }
+
+    pub fn objects_of_type(&self, t: Name) -> Option<&RoaringBitmap> {
+        self.by_type.get(&t).map(|b| &**b)
+    }
+
+    /// The named graph the tuple's triple came from, when it is not the default tuple graph.
+    pub fn origin(&self, object: Obj, relation: Name, user: UserRef) -> Option<&str> {
+        self.origins
+            .get(&(object, relation, user))
+            .map(|g| self.name_str(*g))
+    }
+
+    pub fn tuple_count(&self) -> u64 {
+        self.tuple_count
+    }
+
+    /// Every stored tuple, in no particular order (for export and the slow reference paths).
+    pub fn tuples(&self) -> Vec<Tuple> {
+        let mut out = Vec::new();
+        for ((object, relation), edges) in self.edges.iter() {
+            let Ok(object_ref) = ObjectRef::parse(self.object_str(*object)) else {
+                continue;
+            };
+            let relation = self.name_str(*relation).to_string();
+            let mut push = |user: UserRef, condition: Option<TupleCondition>| {
+                if let Some(user) = self.user_of(user) {
+                    out.push(Tuple {
+                        object: object_ref.clone(),
+                        relation: relation.clone(),
+                        user,
+                        condition,
+                    });
+                }
+            };
+            for (_, bits) in &edges.direct {
+                for u in bits {
+                    push(UserRef::Object(u), None);
+                }
+            }
+            for t in &edges.wildcards {
+                push(UserRef::Wildcard(*t), None);
+            }
+            for (o, r) in &edges.usersets {
+                push(UserRef::Userset(*o, *r), None);
+            }
+            for e in &edges.conditional {
+                push(e.user, Some((*e.condition).clone()));
+            }
+        }
+        out
+    }
+
+    /// The tuple-level user for an interned one.
+    pub fn user_of(&self, user: UserRef) -> Option<User> {
+        Some(match user {
+            UserRef::Object(o) => User::Object(ObjectRef::parse(self.object_str(o)).ok()?),
+            UserRef::Userset(o, r) => User::Userset(
+                ObjectRef::parse(self.object_str(o)).ok()?,
+                self.name_str(r).to_string(),
+            ),
+            UserRef::Wildcard(t) => User::Wildcard(self.name_str(t).to_string()),
+        })
+    }
+
+    /// The next snapshot: this one with `changes` applied in order, at `revision`.
+    /// Shares all untouched structure with `self`.
+    pub fn apply(&self, revision: u64, changes: &[TupleChange], default_graph: &str) -> Snapshot {
+        let mut next = self.clone();
+        next.revision = revision;
+        for c in changes {
+            next.apply_one(c, default_graph);
+        }
+        next
+    }
+
+    fn intern_object(&mut self, o: &ObjectRef) -> Obj {
+        let key = o.to_string();
+        if let Some(id) = self.objects.get(&key) {
+            return id;
+        }
+        let t = self.names.intern(&o.object_type);
+        let id = self.objects.intern(&key);
+        self.object_types.push_back(t);
+        let bits = self.by_type.entry(t).or_default();
+        Arc::make_mut(bits).insert(id);
+        id
+    }
+
+    fn intern_user(&mut self, user: &User) -> (UserRef, Name) {
+        match user {
+            User::Object(o) => {
+                let id = self.intern_object(o);
+                (UserRef::Object(id), self.object_type(id).unwrap_or(0))
+            }
+            User::Userset(o, r) => {
+                let id = self.intern_object(o);
+                let r = self.names.intern(r);
+                (UserRef::Userset(id, r), self.object_type(id).unwrap_or(0))
+            }
+            User::Wildcard(t) => {
+                let t = self.names.intern(t);
+                (UserRef::Wildcard(t), t)
+            }
+        }
+    }
+
+    fn apply_one(&mut self, c: &TupleChange, default_graph: &str) {
+        let object = self.intern_object(&c.tuple.object);
+        let relation = self.names.intern(&c.tuple.relation);
+        let (user, user_type) = self.intern_user(&c.tuple.user);
+        let key = (object, relation);
+        match c.change {
+            Change::Add => {
+                let edges = self.edges.entry(key).or_default();
+                let edges = Arc::make_mut(edges);
+                let before = edges.len();
+                edges.insert(user, user_type, c.tuple.condition.clone().map(Arc::new));
+                self.tuple_count += edges.len() - before;
+                if &*c.graph != default_graph {
+                    let g = self.names.intern(&c.graph);
+                    self.origins.insert((object, relation, user), g);
+                } else {
+                    self.origins.remove(&(object, relation, user));
+                }
+            }
+            Change::Remove => {
+                let mut now_empty = false;
+                if let Some(edges) = self.edges.get_mut(&key) {
+                    let edges = Arc::make_mut(edges);
+                    if edges.remove(user, user_type) {
+                        self.tuple_count = self.tuple_count.saturating_sub(1);
+                    }
+                    now_empty = edges.is_empty();
+                }
+                if now_empty {
+                    self.edges.remove(&key);
+                }
+                self.origins.remove(&(object, relation, user));
+            }
+        }
+    }
+
+    /// Checks the invariants in the module doc; returns the first violation.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.object_types.len() != self.objects.len() {
+            return Err("object_types is not parallel to objects".into());
+        }
+        let mut count = 0;
+        for ((o, r), edges) in self.edges.iter() {
+            if edges.is_empty() {
+                return Err(format!("empty edge list at ({o}, {r})"));
+            }
+            if self.objects.resolve(*o).is_none() || self.names.resolve(*r).is_none() {
+                return Err(format!("dangling key ({o}, {r})"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (t, bits) in &edges.direct {
+                for u in bits {
+                    if self.object_type(u) != Some(*t) {
+                        return Err(format!("user {u} filed under the wrong type {t}"));
+                    }
+                    seen.insert(UserRef::Object(u));
+                }
+            }
+            for t in &edges.wildcards {
+                seen.insert(UserRef::Wildcard(*t));
+            }
+            for (uo, ur) in &edges.usersets {
+                seen.insert(UserRef::Userset(*uo, *ur));
+            }
+            for e in &edges.conditional {
+                if !seen.insert(e.user) {
+                    return Err(format!("tuple ({o}, {r}, {:?}) stored twice", e.user));
+                }
+            }
+            count += edges.len();
+        }
+        if count != self.tuple_count {
+            return Err(format!(
+                "tuple_count {} but {} stored",
+                self.tuple_count, count
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(change: Change, user: &str, relation: &str, object: &str) -> TupleChange {
+        TupleChange {
+            change,
+            tuple: Tuple::parse(user, relation, object).unwrap(),
+            graph: Arc::from("g"),
+        }
+    }
+
+    #[test]
+    fn apply_adds_and_removes_and_shares_the_parent() {
+        let s0 = Snapshot::empty(0);
+        let s1 = s0.apply(
+            1,
+            &[
+                change(Change::Add, "user:anne", "viewer", "doc:1"),
+                change(Change::Add, "user:*", "viewer", "doc:1"),
+                change(Change::Add, "group:eng#member", "viewer", "doc:1"),
+                change(Change::Add, "user:anne", "viewer", "doc:1"),
+            ],
+            "g",
+        );
+        s1.validate().unwrap();
+        assert_eq!(s1.tuple_count(), 3);
+        let s2 = s1.apply(2, &[change(Change::Remove, "user:anne", "viewer", "doc:1")], "g");
+        s2.validate().unwrap();
+        assert_eq!(s2.tuple_count(), 2);
+        // The parent is untouched.
+        assert_eq!(s1.tuple_count(), 3);
+        let doc = s1.object("doc:1").unwrap();
+        let viewer = s1.name("viewer").unwrap();
+        assert_eq!(s1.edges(doc, viewer).unwrap().len(), 3);
+        assert_eq!(s2.edges(doc, viewer).unwrap().len(), 2);
+        let s3 = s2.apply(
+            3,
+            &[
+                change(Change::Remove, "user:*", "viewer", "doc:1"),
+                change(Change::Remove, "group:eng#member", "viewer", "doc:1"),
+            ],
+            "g",
+        );
+        s3.validate().unwrap();
+        assert!(s3.edges(doc, viewer).is_none());
+    }
+
+    #[test]
+    fn a_conditional_write_replaces_the_plain_one() {
+        let mut t = Tuple::parse("user:anne", "viewer", "doc:1").unwrap();
+        let s1 = Snapshot::empty(0).apply(
+            1,
+            &[TupleChange {
+                change: Change::Add,
+                tuple: t.clone(),
+                graph: Arc::from("g"),
+            }],
+            "g",
+        );
+        t.condition = Some(TupleCondition {
+            name: "c".into(),
+            context: Default::default(),
+        });
+        let s2 = s1.apply(
+            2,
+            &[TupleChange {
+                change: Change::Add,
+                tuple: t,
+                graph: Arc::from("other"),
+            }],
+            "g",
+        );
+        s2.validate().unwrap();
+        assert_eq!(s2.tuple_count(), 1);
+        let tuples = s2.tuples();
+        assert_eq!(tuples.len(), 1);
+        assert_eq!(tuples[0].condition.as_ref().unwrap().name, "c");
+        let doc = s2.object("doc:1").unwrap();
+        let anne = s2.object("user:anne").unwrap();
+        let viewer = s2.name("viewer").unwrap();
+        assert_eq!(s2.origin(doc, viewer, UserRef::Object(anne)), Some("other"));
+    }
+}

@@ -1,0 +1,452 @@
+//! The `clew` command line: argument parsing and output only; everything else is the library.
+
+use clap::{Args, Parser, Subcommand};
+use clew::engine::{self, CheckRequest, Decision, UserFilter};
+use clew::service::Clew;
+use clew::testfile::{self, TupleMode};
+use clew::tuple::{ObjectRef, Tuple, TupleSpec, User};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "clew", version, about = "Clew: a knowledge-graph authorization engine (OpenFGA models over RDF)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a model and/or tuple files into a store directory (one revision each).
+    Load {
+        /// Store directory (created if missing).
+        #[arg(long, default_value = "./clew-data")]
+        store: PathBuf,
+        /// Model file (OpenFGA DSL).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Tuple files (.yaml/.yml list, .json list, or .jsonl one per line).
+        #[arg(long)]
+        tuples: Vec<PathBuf>,
+    },
+    /// Decide a check: USER RELATION OBJECT.
+    Check(CheckArgs),
+    /// Decide a check and print why: the path of tuples and rules, or the branches tried.
+    Explain(CheckArgs),
+    /// Every object of a type the user has the relation on: USER RELATION TYPE.
+    Lookup {
+        #[command(flatten)]
+        source: Source,
+        user: String,
+        relation: String,
+        object_type: String,
+        #[arg(long)]
+        context: Option<String>,
+    },
+    /// Who has the relation on an object: OBJECT RELATION USER_TYPE[#relation].
+    Subjects {
+        #[command(flatten)]
+        source: Source,
+        object: String,
+        relation: String,
+        filter: String,
+        #[arg(long)]
+        context: Option<String>,
+    },
+    /// Run OpenFGA store-file tests (`*.fga.yaml`).
+    Test {
+        files: Vec<PathBuf>,
+        /// Load each file's top-level tuples as pre-existing graph data (unvalidated), as tuples
+        /// left from an earlier model version.
+        #[arg(long)]
+        preexisting: bool,
+        /// Pass only if loading the tuples is rejected (OpenFGA's invalid-write cases).
+        #[arg(long)]
+        expect_write_error: bool,
+        /// Print only the summary line (and failures).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Model commands.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Parse and validate a model file; errors carry line and column.
+    Validate { file: PathBuf },
+}
+
+#[derive(Args)]
+struct Source {
+    /// Read from this store directory.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Or: load this model into a temporary in-memory store…
+    #[arg(long, conflicts_with = "store")]
+    model: Option<PathBuf>,
+    /// …with these tuple files.
+    #[arg(long, conflicts_with = "store")]
+    tuples: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    source: Source,
+    user: String,
+    relation: String,
+    object: String,
+    /// Request context for conditions, as a JSON object.
+    #[arg(long)]
+    context: Option<String>,
+    /// Contextual tuples file (same formats as tuple files).
+    #[arg(long)]
+    contextual_tuples: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type Res<T> = Result<T, String>;
+
+fn run(cli: Cli) -> Res<ExitCode> {
+    match cli.command {
+        Command::Load {
+            store,
+            model,
+            tuples,
+        } => {
+            let clew = Clew::open(&store).map_err(|e| format!("{}: {e}", store.display()))?;
+            if let Some(m) = model {
+                let dsl = read_text(&m)?;
+                let (id, rev) = clew
+                    .write_model(&dsl)
+                    .map_err(|e| format!("{}: {e}", m.display()))?;
+                println!("model {id} written at revision {rev}");
+            }
+            for f in tuples {
+                let ts = read_tuples(&f)?;
+                let rev = clew
+                    .write_tuples_bulk(&ts, &[], &format!("load {}", f.display()))
+                    .map_err(|e| format!("{}: {e}", f.display()))?;
+                println!("{} tuples from {} written at revision {rev}", ts.len(), f.display());
+            }
+            clew.store().flush().map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(args) => check(args, false),
+        Command::Explain(args) => check(args, true),
+        Command::Lookup {
+            source,
+            user,
+            relation,
+            object_type,
+            context,
+        } => {
+            let clew = open_source(&source)?;
+            let user = User::parse(&user).map_err(|e| e.to_string())?;
+            let context = parse_context(context.as_deref())?;
+            let state = clew.state();
+            let placeholder = ObjectRef::new(object_type.clone(), "_");
+            let req = CheckRequest {
+                user: &user,
+                relation: &relation,
+                object: &placeholder,
+                context: &context,
+                contextual: &[],
+                explain: false,
+                max_depth: engine::DEFAULT_MAX_DEPTH,
+            };
+            let view = state.view().map_err(|e| e.to_string())?;
+            for o in engine::list_objects(view, &req, &object_type).map_err(|e| e.to_string())? {
+                println!("{o}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subjects {
+            source,
+            object,
+            relation,
+            filter,
+            context,
+        } => {
+            let clew = open_source(&source)?;
+            let object = ObjectRef::parse(&object).map_err(|e| e.to_string())?;
+            let context = parse_context(context.as_deref())?;
+            let filter = match filter.split_once('#') {
+                Some((t, r)) => UserFilter {
+                    user_type: t.to_string(),
+                    relation: Some(r.to_string()),
+                },
+                None => UserFilter {
+                    user_type: filter,
+                    relation: None,
+                },
+            };
+            let state = clew.state();
+            let view = state.view().map_err(|e| e.to_string())?;
+            for u in engine::list_users(view, &object, &relation, &filter, &context, &[])
+                .map_err(|e| e.to_string())?
+            {
+                println!("{u}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test {
+            files,
+            preexisting,
+            expect_write_error,
+            quiet,
+        } => run_tests(&files, preexisting, expect_write_error, quiet),
+        Command::Model {
+            command: ModelCommand::Validate { file },
+        } => {
+            let dsl = read_text(&file)?;
+            match clew::model::typesystem::TypeSystem::from_dsl(&dsl) {
+                Ok(ts) => {
+                    println!(
+                        "{}: valid (id {}, {} types, {} conditions)",
+                        file.display(),
+                        ts.id,
+                        ts.model.types.len(),
+                        ts.model.conditions.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    for line in e.to_string().lines() {
+                        eprintln!("{}: {line}", file.display());
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+fn run_tests(files: &[PathBuf], preexisting: bool, expect_write_error: bool, quiet: bool) -> Res<ExitCode> {
+    let mode = if preexisting {
+        TupleMode::Preexisting
+    } else {
+        TupleMode::Write
+    };
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for f in files {
+        match testfile::run_file(f, mode) {
+            Ok(report) => {
+                if expect_write_error {
+                    match report.write_error {
+                        Some(e) => {
+                            passed += 1;
+                            if !quiet {
+                                println!("ok {}: rejected: {e}", f.display());
+                            }
+                        }
+                        None => {
+                            failed += 1;
+                            println!("FAIL {}: the tuples were accepted; expected a write error", f.display());
+                        }
+                    }
+                    continue;
+                }
+                if let Some(e) = &report.write_error {
+                    failed += 1;
+                    println!("FAIL {}: {e}", f.display());
+                }
+                for line in &report.failures {
+                    println!("{line}");
+                }
+                passed += report.passed;
+                failed += report.failed;
+                if !quiet && report.failed == 0 && report.write_error.is_none() {
+                    println!("ok {} ({} assertions)", f.display(), report.passed);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {e}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check(args: CheckArgs, explain: bool) -> Res<ExitCode> {
+    let clew = open_source(&args.source)?;
+    let user = User::parse(&args.user).map_err(|e| e.to_string())?;
+    let object = ObjectRef::parse(&args.object).map_err(|e| e.to_string())?;
+    let context = parse_context(args.context.as_deref())?;
+    let contextual = match &args.contextual_tuples {
+        Some(f) => read_tuples(f)?,
+        None => Vec::new(),
+    };
+    let req = CheckRequest {
+        user: &user,
+        relation: &args.relation,
+        object: &object,
+        context: &context,
+        contextual: &contextual,
+        explain,
+        max_depth: engine::DEFAULT_MAX_DEPTH,
+    };
+    let (result, revision) = clew.check(&req).map_err(|e| e.to_string())?;
+    let state = clew.state();
+    let model_id = state.model.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let (word, code) = match &result.decision {
+        Decision::Allowed => ("allowed", 0),
+        Decision::Denied => ("denied", 1),
+        Decision::Conditional { .. } => ("conditional", 3),
+    };
+    if args.json {
+        let mut out = json!({
+            "decision": word,
+            "revision": revision,
+            "model_id": model_id,
+            "visited": result.visited,
+        });
+        if let Decision::Conditional { missing } = &result.decision {
+            out["missing_context"] = json!(missing);
+        }
+        if let Some(e) = &result.explanation {
+            out["explanation"] = serde_json::to_value(e).map_err(|e| e.to_string())?;
+        }
+        if let Some(d) = &result.deny_trace {
+            out["why_not"] = serde_json::to_value(d).map_err(|e| e.to_string())?;
+        }
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    } else {
+        println!(
+            "{word}: {} {} {} (revision {revision}, model {model_id})",
+            args.user, args.relation, args.object
+        );
+        if let Decision::Conditional { missing } = &result.decision {
+            println!("  missing context: {}", missing.join(", "));
+        }
+        if let Some(e) = &result.explanation {
+            println!("because:");
+            for (i, s) in e.path.iter().enumerate() {
+                match (&s.tuple, &s.triple) {
+                    (Some(t), Some(tr)) => println!(
+                        "  {}. {}  [{}]\n     triple <{}> <{}> <{}> in <{}>",
+                        i + 1,
+                        t,
+                        s.rule,
+                        tr.subject,
+                        tr.predicate,
+                        tr.object,
+                        tr.graph.as_deref().unwrap_or("default")
+                    ),
+                    (Some(t), None) => println!("  {}. {}  [{}] (contextual)", i + 1, t, s.rule),
+                    _ => println!("  {}. {}  [{}]", i + 1, s.at, s.rule),
+                }
+                if let Some(c) = &s.condition {
+                    println!("     condition {c} met");
+                }
+            }
+        }
+        if let Some(d) = &result.deny_trace {
+            println!("tried:");
+            for t in &d.tried {
+                println!("  {}  [{}]: {}", t.at, t.rule, t.missing);
+            }
+            if d.truncated {
+                println!("  … (trace truncated)");
+            }
+        }
+    }
+    Ok(ExitCode::from(code))
+}
+
+fn open_source(source: &Source) -> Res<Clew> {
+    if let Some(dir) = &source.store {
+        if !dir.exists() {
+            return Err(format!("{}: no such store directory (create it with `clew load`)", dir.display()));
+        }
+        return Clew::open(dir).map_err(|e| format!("{}: {e}", dir.display()));
+    }
+    let Some(model) = &source.model else {
+        return Err("give --store DIR, or --model FILE [--tuples FILE…]".into());
+    };
+    let clew = Clew::memory().map_err(|e| e.to_string())?;
+    let dsl = read_text(model)?;
+    clew.write_model(&dsl)
+        .map_err(|e| format!("{}: {e}", model.display()))?;
+    for f in &source.tuples {
+        let ts = read_tuples(f)?;
+        clew.write_tuples_bulk(&ts, &[], "cli")
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    Ok(clew)
+}
+
+fn read_text(path: &Path) -> Res<String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > 64 * 1024 * 1024 {
+        return Err(format!("{}: larger than 64 MiB", path.display()));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads a tuple file: a YAML or JSON list, or JSON lines (`.jsonl`).
+fn read_tuples(path: &Path) -> Res<Vec<Tuple>> {
+    let text = read_text(path)?;
+    let p = path.display();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let specs: Vec<TupleSpec> = match ext {
+        "jsonl" | "ndjson" => {
+            let mut out = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                out.push(serde_json::from_str(line).map_err(|e| {
+                    format!("{p}: line {}, column {}: {e}", i + 1, e.column())
+                })?);
+            }
+            out
+        }
+        "json" => serde_json::from_str(&text)
+            .map_err(|e| format!("{p}: line {}, column {}: {e}", e.line(), e.column()))?,
+        _ => serde_norway::from_str(&text).map_err(|e| match e.location() {
+            Some(l) => format!("{p}: line {}, column {}: {e}", l.line(), l.column()),
+            None => format!("{p}: {e}"),
+        })?,
+    };
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.to_tuple().map_err(|e| format!("{p}: tuple {}: {e}", i + 1)))
+        .collect()
+}
+
+fn parse_context(text: Option<&str>) -> Res<Map<String, Value>> {
+    match text {
+        None => Ok(Map::new()),
+        Some(t) => match serde_json::from_str(t) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err("--context must be a JSON object".into()),
+            Err(e) => Err(format!("--context: column {}: {e}", e.column())),
+        },
+    }
+}

@@ -1,0 +1,239 @@
+//! Transport-free operations over a store: the single writer (models, tuple writes and
+//! deletes, imports), and reads against the current published state.
+//!
+//! Invariant: `state` always holds the index and model of the store's latest committed
+//! revision. A write takes the writer lock, validates, commits to the store (which logs the
+//! revision), applies the same changes to the index and publishes the new state before it is
+//! acknowledged; readers load the state with one atomic pointer read and never lock.
+
+use crate::engine::{self, CheckRequest, CheckResult, EngineError, View};
+use crate::index::{Change, Snapshot, TupleChange};
+use crate::iri::TUPLES_GRAPH;
+use crate::model::typesystem::{CompileError, TupleRuleError, TypeSystem};
+use crate::store::{Store, StoreError};
+use crate::tuple::{Tuple, TupleKey};
+use arc_swap::ArcSwap;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Most tuples in one write (OpenFGA's default is 100; bulk loads use [`Clew::write_tuples_bulk`]).
+pub const MAX_TUPLES_PER_WRITE: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no authorization model has been written to this store")]
+    NoModel,
+    #[error("{0}")]
+    Model(#[from] CompileError),
+    #[error("{0}")]
+    TupleRule(#[from] TupleRuleError),
+    #[error("tuple {0} already exists")]
+    AlreadyExists(String),
+    #[error("tuple {0} does not exist")]
+    NotFound(String),
+    #[error("tuple {0} appears twice in one write")]
+    Duplicate(String),
+    #[error("a write holds {0} tuples; the limit is {1}")]
+    TooMany(usize, usize),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the writer lock was poisoned by a panic in another writer")]
+    Poisoned,
+}
+
+impl ServiceError {
+    /// Whether the caller is at fault (a 4xx), as opposed to the service (a 5xx).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, ServiceError::Store(_) | ServiceError::Poisoned)
+    }
+}
+
+/// What readers see: one revision's index and model.
+pub struct State {
+    pub revision: u64,
+    pub model: Option<Arc<TypeSystem>>,
+    pub index: Arc<Snapshot>,
+}
+
+impl State {
+    pub fn view(&self) -> Result<View<'_>, ServiceError> {
+        Ok(View {
+            snapshot: &self.index,
+            model: self.model.as_deref().ok_or(ServiceError::NoModel)?,
+        })
+    }
+}
+
+/// A Clew instance: a store, its single writer, and the published state.
+pub struct Clew {
+    store: Store,
+    writer: Mutex<()>,
+    state: ArcSwap<State>,
+}
+
+impl Clew {
+    /// Opens an on-disk store directory (creating it), restoring model, tuples and revision.
+    pub fn open(path: &Path) -> Result<Self, ServiceError> {
+        Self::from_store(Store::open(path)?)
+    }
+
+    /// A fresh in-memory instance.
+    pub fn memory() -> Result<Self, ServiceError> {
+        Self::from_store(Store::memory()?)
+    }
+
+    fn from_store(store: Store) -> Result<Self, ServiceError> {
+        let state = Self::load_state(&store)?;
+        Ok(Self {
+            store,
+            writer: Mutex::new(()),
+            state: ArcSwap::from_pointee(state),
+        })
+    }
+
+    /// Builds the state from the store: its revision, current model and every tuple.
+    fn load_state(store: &Store) -> Result<State, ServiceError> {
+        let revision = store.revision()?;
+        let model = match store.current_model_dsl()? {
+            Some(dsl) => Some(Arc::new(TypeSystem::from_dsl(&dsl)?)),
+            None => None,
+        };
+        let changes: Vec<TupleChange> = store
+            .all_tuples()?
+            .into_iter()
+            .map(|(tuple, graph)| TupleChange {
+                change: Change::Add,
+                tuple,
+                graph,
+            })
+            .collect();
+        let index = Snapshot::empty(0).apply(revision, &changes, TUPLES_GRAPH);
+        Ok(State {
+            revision,
+            model,
+            index: Arc::new(index),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current published state (one atomic load; never blocks).
+    pub fn state(&self) -> Arc<State> {
+        self.state.load_full()
+    }
+
+    /// Parses, validates and stores a model; it becomes current. Returns (model id, revision).
+    pub fn write_model(&self, dsl: &str) -> Result<(String, u64), ServiceError> {
+        let ts = Arc::new(TypeSystem::from_dsl(dsl)?);
+        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let current = self.state.load_full();
+        let (add, remove) = self.store.model_quads(&ts, current.revision + 1)?;
+        let revision = self.store.commit_quads(&add, &remove, "model")?;
+        let id = ts.id.clone();
+        self.state.store(Arc::new(State {
+            revision,
+            model: Some(ts),
+            index: Arc::new(Snapshot::clone(&current.index).apply(revision, &[], TUPLES_GRAPH)),
+        }));
+        Ok((id, revision))
+    }
+
+    /// Writes and deletes tuples atomically (OpenFGA's Write): every written tuple must be
+    /// admitted by the current model and not exist yet; every deleted one must exist.
+    /// Nothing is applied unless everything is valid. Returns the new revision.
+    pub fn write_tuples(&self, writes: &[Tuple], deletes: &[TupleKey], source: &str) -> Result<u64, ServiceError> {
+        let n = writes.len() + deletes.len();
+        if n > MAX_TUPLES_PER_WRITE {
+            return Err(ServiceError::TooMany(n, MAX_TUPLES_PER_WRITE));
+        }
+        self.write_tuples_bulk(writes, deletes, source)
+    }
+
+    /// [`Clew::write_tuples`] without the per-write size limit (for loading files).
+    pub fn write_tuples_bulk(&self, writes: &[Tuple], deletes: &[TupleKey], source: &str) -> Result<u64, ServiceError> {
+        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let current = self.state.load_full();
+        let model = current.model.as_deref().ok_or(ServiceError::NoModel)?;
+        let mut seen = HashSet::new();
+        for t in writes {
+            model.validate_tuple(t)?;
+            if !seen.insert(t.key()) {
+                return Err(ServiceError::Duplicate(t.key().to_string()));
+            }
+        }
+        for k in deletes {
+            if !seen.insert(k.clone()) {
+                return Err(ServiceError::Duplicate(k.to_string()));
+            }
+        }
+        let mut changes = Vec::with_capacity(writes.len() + deletes.len());
+        let graph: Arc<str> = Arc::from(TUPLES_GRAPH);
+        for k in deletes {
+            let stored = self
+                .store
+                .find_tuple(k, TUPLES_GRAPH)?
+                .ok_or_else(|| ServiceError::NotFound(k.to_string()))?;
+            changes.push(TupleChange {
+                change: Change::Remove,
+                tuple: stored,
+                graph: graph.clone(),
+            });
+        }
+        for t in writes {
+            if self.store.find_tuple(&t.key(), TUPLES_GRAPH)?.is_some() {
+                return Err(ServiceError::AlreadyExists(t.key().to_string()));
+            }
+            changes.push(TupleChange {
+                change: Change::Add,
+                tuple: t.clone(),
+                graph: graph.clone(),
+            });
+        }
+        self.commit(&current, &changes, source)
+    }
+
+    /// Imports tuples as pre-existing graph data into `graph`, without model validation (as
+    /// triples left in the graph by an earlier model, or written by a steward). Evaluation
+    /// ignores those the current model does not admit.
+    pub fn import_tuples(&self, tuples: &[Tuple], graph: &str, source: &str) -> Result<u64, ServiceError> {
+        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let current = self.state.load_full();
+        let graph: Arc<str> = Arc::from(graph);
+        let changes: Vec<TupleChange> = tuples
+            .iter()
+            .map(|t| TupleChange {
+                change: Change::Add,
+                tuple: t.clone(),
+                graph: graph.clone(),
+            })
+            .collect();
+        self.commit(&current, &changes, source)
+    }
+
+    fn commit(&self, current: &State, changes: &[TupleChange], source: &str) -> Result<u64, ServiceError> {
+        let revision = self.store.commit(changes, source)?;
+        let index = current.index.apply(revision, changes, TUPLES_GRAPH);
+        #[cfg(debug_assertions)]
+        if let Err(e) = index.validate() {
+            tracing::error!("index invariant violated after revision {revision}: {e}");
+        }
+        self.state.store(Arc::new(State {
+            revision,
+            model: current.model.clone(),
+            index: Arc::new(index),
+        }));
+        Ok(revision)
+    }
+
+    /// A check against the current state; returns the result and the revision it was made at.
+    pub fn check(&self, request: &CheckRequest<'_>) -> Result<(CheckResult, u64), ServiceError> {
+        let state = self.state();
+        let result = engine::check(state.view()?, request)?;
+        Ok((result, state.revision))
+    }
+}

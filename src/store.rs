@@ -1,0 +1,540 @@
+//! The durable store: Oxigraph (RocksDB on disk, or in memory). The only module that imports
+//! `oxigraph`. It maps tuples to triples (see [`crate::iri`] and `ontology/clew.ttl`), keeps the
+//! models in the graph, and records every write as a revision in the change log, in the same
+//! transaction as the write itself.
+//!
+//! Layout (named graphs):
+//! * `clew-graph:tuples` — `<object> <rel:relation> <user>` for unconditional tuples; a
+//!   conditional tuple is a node `<https://clew.dev/tuple/…> a clew:ConditionalTuple` with
+//!   `clew:object`, `clew:relation`, `clew:user`, `clew:condition` and `clew:conditionContext`
+//!   (a JSON literal) — never also a plain triple, so a SPARQL reader cannot mistake it for an
+//!   unconditional grant.
+//! * `clew-graph:imported` — relationship triples loaded as pre-existing data, unvalidated.
+//! * `clew-graph:models` — each model version: its DSL and an RDF description of its types and
+//!   relations; `clew:meta clew:currentModel` points at the latest.
+//! * `clew-graph:log` — one `clew:Revision` node per write (number, time, source, the quads
+//!   added and removed as N-Quads literals); `clew:meta clew:revision` is the counter.
+//!
+//! Invariant: `clew:meta clew:revision` equals the highest logged revision number, and every
+//! change in the store beyond the initial empty state is covered by a logged revision.
+
+use crate::index::{Change, TupleChange};
+use crate::iri::{self, IMPORTED_GRAPH, IriMapper, LOG_GRAPH, MODELS_GRAPH, NS, TUPLES_GRAPH};
+use crate::model::typesystem::{TypeSystem, rewrite_to_dsl, restriction_to_dsl};
+use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
+use oxigraph::model::vocab::{rdf, xsd};
+use oxigraph::model::{
+    GraphName, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, Term,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Storage(#[from] oxigraph::store::StorageError),
+    #[error("invalid IRI: {0}")]
+    Iri(#[from] oxigraph::model::IriParseError),
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    #[error("this build has no on-disk store (built without the `rocksdb` feature)")]
+    NoDisk,
+}
+
+/// One revision of the change log.
+#[derive(Debug, Clone)]
+pub struct Revision {
+    pub number: u64,
+    pub time: String,
+    pub source: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// The Oxigraph-backed store.
+pub struct Store {
+    db: oxigraph::store::Store,
+    iris: IriMapper,
+}
+
+fn nn(iri: &str) -> Result<NamedNode, StoreError> {
+    Ok(NamedNode::new(iri)?)
+}
+
+fn clew(local: &str) -> NamedNode {
+    NamedNode::new_unchecked(iri::ns(local))
+}
+
+fn graph(iri: &str) -> GraphName {
+    GraphName::NamedNode(NamedNode::new_unchecked(iri))
+}
+
+fn int(n: u64) -> Literal {
+    Literal::new_typed_literal(n.to_string(), xsd::INTEGER)
+}
+
+fn meta() -> NamedNode {
+    clew("meta")
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Store {
+    /// Opens (or creates) an on-disk store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        #[cfg(feature = "rocksdb")]
+        {
+            Ok(Self {
+                db: oxigraph::store::Store::open(path)?,
+                iris: IriMapper::default(),
+            })
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        {
+            let _ = path;
+            Err(StoreError::NoDisk)
+        }
+    }
+
+    /// A fresh in-memory store.
+    pub fn memory() -> Result<Self, StoreError> {
+        Ok(Self {
+            db: oxigraph::store::Store::new()?,
+            iris: IriMapper::default(),
+        })
+    }
+
+    pub fn iris(&self) -> &IriMapper {
+        &self.iris
+    }
+
+    /// The underlying Oxigraph store (for SPARQL queries).
+    pub fn oxigraph(&self) -> &oxigraph::store::Store {
+        &self.db
+    }
+
+    /// The current revision (0 for a new store).
+    pub fn revision(&self) -> Result<u64, StoreError> {
+        let g = graph(LOG_GRAPH);
+        let p = clew("revision");
+        let m = meta();
+        for q in self.db.quads_for_pattern(
+            Some(m.as_ref().into()),
+            Some(p.as_ref()),
+            None,
+            Some(g.as_ref()),
+        ) {
+            let q = q?;
+            if let Term::Literal(l) = &q.object {
+                return l
+                    .value()
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("revision counter '{}'", l.value())));
+            }
+        }
+        Ok(0)
+    }
+
+    /// The quads a tuple is stored as, in `graph_iri`.
+    pub fn tuple_quads(&self, t: &Tuple, graph_iri: &str) -> Result<Vec<Quad>, StoreError> {
+        let g = graph(graph_iri);
+        let object = nn(&self.iris.object(&t.object))?;
+        let relation = nn(&self.iris.relation(&t.relation))?;
+        let user = nn(&self.iris.user(&t.user))?;
+        Ok(match &t.condition {
+            None => vec![Quad::new(object, relation, user, g)],
+            Some(c) => {
+                let node = nn(&self.iris.conditional_tuple(&t.object, &t.relation, &t.user))?;
+                let context = serde_json::Value::Object(c.context.clone()).to_string();
+                vec![
+                    Quad::new(node.clone(), rdf::TYPE, clew("ConditionalTuple"), g.clone()),
+                    Quad::new(node.clone(), clew("object"), object, g.clone()),
+                    Quad::new(node.clone(), clew("relation"), relation, g.clone()),
+                    Quad::new(node.clone(), clew("user"), user, g.clone()),
+                    Quad::new(
+                        node.clone(),
+                        clew("condition"),
+                        Literal::new_simple_literal(c.name.clone()),
+                        g.clone(),
+                    ),
+                    Quad::new(
+                        node,
+                        clew("conditionContext"),
+                        Literal::new_typed_literal(context, NamedNode::new_unchecked("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON")),
+                        g,
+                    ),
+                ]
+            }
+        })
+    }
+
+    /// The stored form of a tuple key, if it is stored in `graph_iri` (with its condition).
+    pub fn find_tuple(&self, key: &TupleKey, graph_iri: &str) -> Result<Option<Tuple>, StoreError> {
+        let g = graph(graph_iri);
+        let plain = Tuple {
+            object: key.object.clone(),
+            relation: key.relation.clone(),
+            user: key.user.clone(),
+            condition: None,
+        };
+        for q in self.tuple_quads(&plain, graph_iri)? {
+            if self.db.contains(&q)? {
+                return Ok(Some(plain));
+            }
+        }
+        let node = nn(&self.iris.conditional_tuple(&key.object, &key.relation, &key.user))?;
+        let mut name = None;
+        let mut context = serde_json::Map::new();
+        for q in self
+            .db
+            .quads_for_pattern(Some(node.as_ref().into()), None, None, Some(g.as_ref()))
+        {
+            let q = q?;
+            if let Term::Literal(l) = &q.object {
+                if q.predicate == clew("condition") {
+                    name = Some(l.value().to_string());
+                } else if q.predicate == clew("conditionContext") {
+                    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(l.value()) {
+                        context = m;
+                    }
+                }
+            }
+        }
+        Ok(name.map(|name| Tuple {
+            condition: Some(TupleCondition { name, context }),
+            ..plain
+        }))
+    }
+
+    /// Applies tuple changes and logs them as the next revision, atomically. The caller (the
+    /// single writer) has validated them; removals name the stored form (with its condition).
+    /// Returns the new revision.
+    pub fn commit(&self, changes: &[TupleChange], source: &str) -> Result<u64, StoreError> {
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for c in changes {
+            let quads = self.tuple_quads(&c.tuple, &c.graph)?;
+            match c.change {
+                Change::Add => added.extend(quads),
+                Change::Remove => removed.extend(quads),
+            }
+        }
+        self.commit_quads(&added, &removed, source)
+    }
+
+    /// Applies quad changes and logs them as the next revision, atomically.
+    pub fn commit_quads(&self, added: &[Quad], removed: &[Quad], source: &str) -> Result<u64, StoreError> {
+        let mut tx = self.db.start_transaction()?;
+        let log = graph(LOG_GRAPH);
+        let mut current = 0;
+        for q in tx.quads_for_pattern(
+            Some(meta().as_ref().into()),
+            Some(clew("revision").as_ref()),
+            None,
+            Some(log.as_ref()),
+        ) {
+            let q = q?;
+            if let Term::Literal(l) = &q.object {
+                current = l
+                    .value()
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("revision counter '{}'", l.value())))?;
+            }
+        }
+        let next = current + 1;
+        for q in removed {
+            tx.remove(q);
+        }
+        for q in added {
+            tx.insert(q);
+        }
+        let rev = nn(&format!("https://clew.dev/revision/{next}"))?;
+        let text = |qs: &[Quad]| qs.iter().map(|q| format!("{q} .\n")).collect::<String>();
+        tx.remove(&Quad::new(meta(), clew("revision"), int(current), log.clone()));
+        tx.insert(&Quad::new(meta(), clew("revision"), int(next), log.clone()));
+        tx.insert(&Quad::new(rev.clone(), rdf::TYPE, clew("Revision"), log.clone()));
+        tx.insert(&Quad::new(rev.clone(), clew("number"), int(next), log.clone()));
+        tx.insert(&Quad::new(
+            rev.clone(),
+            clew("time"),
+            Literal::new_typed_literal(now_rfc3339(), xsd::DATE_TIME),
+            log.clone(),
+        ));
+        tx.insert(&Quad::new(
+            rev.clone(),
+            clew("source"),
+            Literal::new_simple_literal(source),
+            log.clone(),
+        ));
+        tx.insert(&Quad::new(
+            rev.clone(),
+            clew("added"),
+            Literal::new_simple_literal(text(added)),
+            log.clone(),
+        ));
+        tx.insert(&Quad::new(
+            rev,
+            clew("removed"),
+            Literal::new_simple_literal(text(removed)),
+            log,
+        ));
+        tx.commit()?;
+        Ok(next)
+    }
+
+    /// One logged revision.
+    pub fn revision_entry(&self, number: u64) -> Result<Option<Revision>, StoreError> {
+        let rev = nn(&format!("https://clew.dev/revision/{number}"))?;
+        let log = graph(LOG_GRAPH);
+        let mut out = Revision {
+            number,
+            time: String::new(),
+            source: String::new(),
+            added: Vec::new(),
+            removed: Vec::new(),
+        };
+        let mut found = false;
+        for q in self
+            .db
+            .quads_for_pattern(Some(rev.as_ref().into()), None, None, Some(log.as_ref()))
+        {
+            let q = q?;
+            found = true;
+            let Term::Literal(l) = &q.object else {
+                continue;
+            };
+            let lines = || l.value().lines().map(str::to_string).collect::<Vec<_>>();
+            match q.predicate.as_str().strip_prefix(NS) {
+                Some("time") => out.time = l.value().to_string(),
+                Some("source") => out.source = l.value().to_string(),
+                Some("added") => out.added = lines(),
+                Some("removed") => out.removed = lines(),
+                _ => {}
+            }
+        }
+        Ok(found.then_some(out))
+    }
+
+    /// Every relationship tuple in the store (the tuple graph, the imported graph, and any other
+    /// graph except Clew's own), with the graph it came from. Triples that are not tuples (their
+    /// IRIs are outside the mapping) are skipped.
+    pub fn all_tuples(&self) -> Result<Vec<(Tuple, Arc<str>)>, StoreError> {
+        let mut out = Vec::new();
+        let tuples_graph: Arc<str> = Arc::from(TUPLES_GRAPH);
+        let mut graphs: Vec<Arc<str>> = Vec::new();
+        for q in self.db.iter() {
+            let q = q?;
+            let g = match &q.graph_name {
+                GraphName::NamedNode(n) => n.as_str(),
+                GraphName::DefaultGraph => "",
+                GraphName::BlankNode(_) => continue,
+            };
+            if g == LOG_GRAPH || g == MODELS_GRAPH {
+                continue;
+            }
+            let graph_arc = if g == TUPLES_GRAPH {
+                tuples_graph.clone()
+            } else if let Some(a) = graphs.iter().find(|a| &***a == g) {
+                a.clone()
+            } else {
+                let a: Arc<str> = Arc::from(g);
+                graphs.push(a.clone());
+                a
+            };
+            if let Some(t) = self.plain_tuple(&q) {
+                out.push((t, graph_arc));
+            } else if q.predicate == rdf::TYPE && q.object == Term::NamedNode(clew("ConditionalTuple")) {
+                if let NamedOrBlankNode::NamedNode(node) = &q.subject {
+                    if let Some(t) = self.conditional_tuple(node.as_ref(), q.graph_name.as_ref())? {
+                        out.push((t, graph_arc));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn plain_tuple(&self, q: &Quad) -> Option<Tuple> {
+        let relation = self.iris.relation_of(q.predicate.as_str())?;
+        let NamedOrBlankNode::NamedNode(s) = &q.subject else {
+            return None;
+        };
+        let Term::NamedNode(o) = &q.object else {
+            return None;
+        };
+        Some(Tuple {
+            object: self.iris.object_of(s.as_str())?,
+            relation,
+            user: self.iris.user_of(o.as_str())?,
+            condition: None,
+        })
+    }
+
+    fn conditional_tuple(&self, node: NamedNodeRef<'_>, g: GraphNameRef<'_>) -> Result<Option<Tuple>, StoreError> {
+        let mut object: Option<ObjectRef> = None;
+        let mut relation: Option<String> = None;
+        let mut user: Option<User> = None;
+        let mut name: Option<String> = None;
+        let mut context = serde_json::Map::new();
+        for q in self.db.quads_for_pattern(Some(node.into()), None, None, Some(g)) {
+            let q = q?;
+            match (q.predicate.as_str().strip_prefix(NS), &q.object) {
+                (Some("object"), Term::NamedNode(n)) => object = self.iris.object_of(n.as_str()),
+                (Some("relation"), Term::NamedNode(n)) => relation = self.iris.relation_of(n.as_str()),
+                (Some("user"), Term::NamedNode(n)) => user = self.iris.user_of(n.as_str()),
+                (Some("condition"), Term::Literal(l)) => name = Some(l.value().to_string()),
+                (Some("conditionContext"), Term::Literal(l)) => {
+                    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(l.value()) {
+                        context = m;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(match (object, relation, user, name) {
+            (Some(object), Some(relation), Some(user), Some(name)) => Some(Tuple {
+                object,
+                relation,
+                user,
+                condition: Some(TupleCondition { name, context }),
+            }),
+            _ => None,
+        })
+    }
+
+    /// The quads describing a model version (its DSL and types/relations), and the pointer
+    /// update making it current.
+    pub fn model_quads(&self, ts: &TypeSystem, revision_hint: u64) -> Result<(Vec<Quad>, Vec<Quad>), StoreError> {
+        let g = graph(MODELS_GRAPH);
+        let m = nn(&format!("https://clew.dev/model/{}", ts.id))?;
+        let lit = |s: &str| Literal::new_simple_literal(s);
+        let mut add = vec![
+            Quad::new(m.clone(), rdf::TYPE, clew("AuthorizationModel"), g.clone()),
+            Quad::new(m.clone(), clew("modelId"), lit(&ts.id), g.clone()),
+            Quad::new(m.clone(), clew("dsl"), lit(&ts.dsl), g.clone()),
+            Quad::new(
+                m.clone(),
+                clew("schemaVersion"),
+                lit(&ts.model.schema_version),
+                g.clone(),
+            ),
+            Quad::new(m.clone(), clew("createdAtRevision"), int(revision_hint), g.clone()),
+        ];
+        for t in &ts.model.types {
+            let tn = nn(&format!("{}/type/{}", m.as_str(), urlish(&t.name)))?;
+            add.push(Quad::new(m.clone(), clew("hasType"), tn.clone(), g.clone()));
+            add.push(Quad::new(tn.clone(), rdf::TYPE, clew("Type"), g.clone()));
+            add.push(Quad::new(tn.clone(), clew("name"), lit(&t.name), g.clone()));
+            for r in &t.relations {
+                let rn = nn(&format!("{}/relation/{}", tn.as_str(), urlish(&r.name)))?;
+                add.push(Quad::new(tn.clone(), clew("hasRelation"), rn.clone(), g.clone()));
+                add.push(Quad::new(rn.clone(), rdf::TYPE, clew("Relation"), g.clone()));
+                add.push(Quad::new(rn.clone(), clew("name"), lit(&r.name), g.clone()));
+                add.push(Quad::new(
+                    rn.clone(),
+                    clew("predicate"),
+                    nn(&self.iris.relation(&r.name))?,
+                    g.clone(),
+                ));
+                add.push(Quad::new(
+                    rn.clone(),
+                    clew("rewrite"),
+                    lit(&rewrite_to_dsl(&r.rewrite, &r.directly_related)),
+                    g.clone(),
+                ));
+                for d in &r.directly_related {
+                    add.push(Quad::new(
+                        rn.clone(),
+                        clew("directlyRelated"),
+                        lit(&restriction_to_dsl(d)),
+                        g.clone(),
+                    ));
+                }
+            }
+        }
+        for c in &ts.model.conditions {
+            let cn = nn(&format!("{}/condition/{}", m.as_str(), urlish(&c.name)))?;
+            add.push(Quad::new(m.clone(), clew("hasCondition"), cn.clone(), g.clone()));
+            add.push(Quad::new(cn.clone(), rdf::TYPE, clew("Condition"), g.clone()));
+            add.push(Quad::new(cn.clone(), clew("name"), lit(&c.name), g.clone()));
+            add.push(Quad::new(cn, clew("expression"), lit(&c.expression), g.clone()));
+        }
+        let mut remove = Vec::new();
+        for q in self.db.quads_for_pattern(
+            Some(meta().as_ref().into()),
+            Some(clew("currentModel").as_ref()),
+            None,
+            Some(g.as_ref()),
+        ) {
+            remove.push(q?);
+        }
+        add.push(Quad::new(meta(), clew("currentModel"), m, g));
+        // A model written again keeps its original description.
+        let mut new_add = Vec::new();
+        for q in add {
+            if !self.db.contains(&q)? || q.predicate == clew("currentModel") {
+                new_add.push(q);
+            }
+        }
+        remove.retain(|q| !new_add.contains(q));
+        Ok((new_add, remove))
+    }
+
+    /// The DSL of the current model, if any.
+    pub fn current_model_dsl(&self) -> Result<Option<String>, StoreError> {
+        let g = graph(MODELS_GRAPH);
+        let mut current = None;
+        for q in self.db.quads_for_pattern(
+            Some(meta().as_ref().into()),
+            Some(clew("currentModel").as_ref()),
+            None,
+            Some(g.as_ref()),
+        ) {
+            if let Term::NamedNode(n) = q?.object {
+                current = Some(n);
+            }
+        }
+        let Some(m) = current else {
+            return Ok(None);
+        };
+        for q in self.db.quads_for_pattern(
+            Some(m.as_ref().into()),
+            Some(clew("dsl").as_ref()),
+            None,
+            Some(g.as_ref()),
+        ) {
+            if let Term::Literal(l) = q?.object {
+                return Ok(Some(l.value().to_string()));
+            }
+        }
+        Err(StoreError::Corrupt(format!("model {} has no DSL", m.as_str())))
+    }
+
+    /// Flushes to disk (RocksDB's WAL already makes commits durable; this compacts memtables).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "rocksdb")]
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Percent-encodes a name for use in an IRI path segment.
+fn urlish(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        let c = b as char;
+        if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The graph IRI used for tuples imported as pre-existing data.
+pub fn imported_graph() -> Arc<str> {
+    Arc::from(IMPORTED_GRAPH)
+}
