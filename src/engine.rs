@@ -22,9 +22,9 @@ pub use check::{CheckRequest, CheckResult, Decision, check};
 pub use explain::{DenyTrace, Explanation, PathStep, Triple};
 
 use crate::index::{Snapshot, UserRef};
-use std::collections::{BTreeSet, HashSet};
 use crate::model::TypeSystem;
 use crate::tuple::{ObjectRef, User};
+use std::collections::{BTreeSet, HashSet};
 
 /// OpenFGA's default resolution depth.
 pub const DEFAULT_MAX_DEPTH: u32 = 25;
@@ -38,6 +38,8 @@ pub enum EngineError {
         object_type: String,
         relation: String,
     },
+    #[error("invalid user: {0}")]
+    InvalidUser(String),
     #[error("the resolution depth limit ({0}) was exceeded")]
     DepthExceeded(u32),
     #[error("condition evaluation failed: {0}")]
@@ -70,14 +72,17 @@ pub fn validate_request(
         });
     }
     if !model.has_type(user.user_type()) {
-        return Err(EngineError::UnknownType(user.user_type().to_string()));
+        return Err(EngineError::InvalidUser(format!(
+            "{user}: type '{}' is not defined in the model",
+            user.user_type()
+        )));
     }
     if let User::Userset(o, r) = user {
         if model.relation(&o.object_type, r).is_none() {
-            return Err(EngineError::UnknownRelation {
-                object_type: o.object_type.clone(),
-                relation: r.clone(),
-            });
+            return Err(EngineError::InvalidUser(format!(
+                "{user}: relation '{r}' is not defined on type '{}'",
+                o.object_type
+            )));
         }
     }
     Ok(())
@@ -103,17 +108,32 @@ pub fn list_objects(
         }
     }
     for t in request.contextual {
-        for obj in [Some(&t.object), user_object(&t.user)].into_iter().flatten() {
+        for obj in [Some(&t.object), user_object(&t.user)]
+            .into_iter()
+            .flatten()
+        {
             if obj.object_type == object_type {
                 candidates.push(obj.clone());
             }
+        }
+    }
+    if let User::Userset(o, _) = request.user {
+        if o.object_type == object_type {
+            candidates.push(o.clone());
         }
     }
     candidates.sort();
     candidates.dedup();
     let mut out = Vec::new();
     for object in candidates {
-        let r = check(view, &CheckRequest { object: &object, explain: false, ..*request })?;
+        let r = check(
+            view,
+            &CheckRequest {
+                object: &object,
+                explain: false,
+                ..*request
+            },
+        )?;
         match r.decision {
             Decision::Allowed => out.push(object),
             Decision::Denied => {}
@@ -294,14 +314,24 @@ impl Candidates<'_> {
                 for (_, bits) in &edges.direct {
                     out.extend(bits.iter().filter_map(|u| snap.user_of(UserRef::Object(u))));
                 }
-                out.extend(edges.wildcards.iter().filter_map(|t| snap.user_of(UserRef::Wildcard(*t))));
+                out.extend(
+                    edges
+                        .wildcards
+                        .iter()
+                        .filter_map(|t| snap.user_of(UserRef::Wildcard(*t))),
+                );
                 out.extend(
                     edges
                         .usersets
                         .iter()
                         .filter_map(|(uo, ur)| snap.user_of(UserRef::Userset(*uo, *ur))),
                 );
-                out.extend(edges.conditional.iter().filter_map(|e| snap.user_of(e.user)));
+                out.extend(
+                    edges
+                        .conditional
+                        .iter()
+                        .filter_map(|e| snap.user_of(e.user)),
+                );
             }
         }
         for t in self.contextual {

@@ -129,20 +129,18 @@ impl Edges {
             return;
         }
         match user {
-            UserRef::Object(o) => {
-                match self.direct.binary_search_by_key(&user_type, |(t, _)| *t) {
-                    Ok(i) => {
-                        if let Some((_, bits)) = self.direct.get_mut(i) {
-                            bits.insert(o);
-                        }
-                    }
-                    Err(i) => {
-                        let mut bits = RoaringBitmap::new();
+            UserRef::Object(o) => match self.direct.binary_search_by_key(&user_type, |(t, _)| *t) {
+                Ok(i) => {
+                    if let Some((_, bits)) = self.direct.get_mut(i) {
                         bits.insert(o);
-                        self.direct.insert(i, (user_type, bits));
                     }
                 }
-            }
+                Err(i) => {
+                    let mut bits = RoaringBitmap::new();
+                    bits.insert(o);
+                    self.direct.insert(i, (user_type, bits));
+                }
+            },
             UserRef::Wildcard(t) => {
                 if let Err(i) = self.wildcards.binary_search(&t) {
                     self.wildcards.insert(i, t);
@@ -445,7 +443,11 @@ mod tests {
         );
         s1.validate().unwrap();
         assert_eq!(s1.tuple_count(), 3);
-        let s2 = s1.apply(2, &[change(Change::Remove, "user:anne", "viewer", "doc:1")], "g");
+        let s2 = s1.apply(
+            2,
+            &[change(Change::Remove, "user:anne", "viewer", "doc:1")],
+            "g",
+        );
         s2.validate().unwrap();
         assert_eq!(s2.tuple_count(), 2);
         // The parent is untouched.

@@ -200,7 +200,10 @@ mod tests {
             m.object(&ObjectRef::parse("a/b:x/y").unwrap()),
             "https://clew.dev/id/a%2Fb/x%2Fy"
         );
-        assert_eq!(m.relation_of(&m.relation("can.view")), Some("can.view".into()));
+        assert_eq!(
+            m.relation_of(&m.relation("can.view")),
+            Some("can.view".into())
+        );
         assert_eq!(m.user_of("https://other.example/user/anne"), None);
         assert_eq!(m.user_of("https://clew.dev/id/user/%ZZ"), None);
     }

@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "clew", version, about = "Clew: a knowledge-graph authorization engine (OpenFGA models over RDF)")]
+#[command(
+    name = "clew",
+    version,
+    about = "Clew: a knowledge-graph authorization engine (OpenFGA models over RDF)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -145,7 +149,11 @@ fn run(cli: Cli) -> Res<ExitCode> {
                 let rev = clew
                     .write_tuples_bulk(&ts, &[], &format!("load {}", f.display()))
                     .map_err(|e| format!("{}: {e}", f.display()))?;
-                println!("{} tuples from {} written at revision {rev}", ts.len(), f.display());
+                println!(
+                    "{} tuples from {} written at revision {rev}",
+                    ts.len(),
+                    f.display()
+                );
             }
             clew.store().flush().map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
@@ -240,7 +248,12 @@ fn run(cli: Cli) -> Res<ExitCode> {
     }
 }
 
-fn run_tests(files: &[PathBuf], preexisting: bool, expect_write_error: bool, quiet: bool) -> Res<ExitCode> {
+fn run_tests(
+    files: &[PathBuf],
+    preexisting: bool,
+    expect_write_error: bool,
+    quiet: bool,
+) -> Res<ExitCode> {
     let mode = if preexisting {
         TupleMode::Preexisting
     } else {
@@ -260,7 +273,10 @@ fn run_tests(files: &[PathBuf], preexisting: bool, expect_write_error: bool, qui
                         }
                         None => {
                             failed += 1;
-                            println!("FAIL {}: the tuples were accepted; expected a write error", f.display());
+                            println!(
+                                "FAIL {}: the tuples were accepted; expected a write error",
+                                f.display()
+                            );
                         }
                     }
                     continue;
@@ -312,7 +328,11 @@ fn check(args: CheckArgs, explain: bool) -> Res<ExitCode> {
     };
     let (result, revision) = clew.check(&req).map_err(|e| e.to_string())?;
     let state = clew.state();
-    let model_id = state.model.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let model_id = state
+        .model
+        .as_ref()
+        .map(|m| m.id.clone())
+        .unwrap_or_default();
     let (word, code) = match &result.decision {
         Decision::Allowed => ("allowed", 0),
         Decision::Denied => ("denied", 1),
@@ -334,7 +354,10 @@ fn check(args: CheckArgs, explain: bool) -> Res<ExitCode> {
         if let Some(d) = &result.deny_trace {
             out["why_not"] = serde_json::to_value(d).map_err(|e| e.to_string())?;
         }
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
     } else {
         println!(
             "{word}: {} {} {} (revision {revision}, model {model_id})",
@@ -381,7 +404,10 @@ fn check(args: CheckArgs, explain: bool) -> Res<ExitCode> {
 fn open_source(source: &Source) -> Res<Clew> {
     if let Some(dir) = &source.store {
         if !dir.exists() {
-            return Err(format!("{}: no such store directory (create it with `clew load`)", dir.display()));
+            return Err(format!(
+                "{}: no such store directory (create it with `clew load`)",
+                dir.display()
+            ));
         }
         return Clew::open(dir).map_err(|e| format!("{}: {e}", dir.display()));
     }
@@ -420,9 +446,10 @@ fn read_tuples(path: &Path) -> Res<Vec<Tuple>> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                out.push(serde_json::from_str(line).map_err(|e| {
-                    format!("{p}: line {}, column {}: {e}", i + 1, e.column())
-                })?);
+                out.push(
+                    serde_json::from_str(line)
+                        .map_err(|e| format!("{p}: line {}, column {}: {e}", i + 1, e.column()))?,
+                );
             }
             out
         }
@@ -436,7 +463,10 @@ fn read_tuples(path: &Path) -> Res<Vec<Tuple>> {
     specs
         .iter()
         .enumerate()
-        .map(|(i, s)| s.to_tuple().map_err(|e| format!("{p}: tuple {}: {e}", i + 1)))
+        .map(|(i, s)| {
+            s.to_tuple()
+                .map_err(|e| format!("{p}: tuple {}: {e}", i + 1))
+        })
         .collect()
 }
 

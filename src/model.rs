@@ -12,12 +12,12 @@
 
 pub mod ast;
 mod parser;
-mod validate;
 pub mod typesystem;
+mod validate;
 
 pub use ast::*;
-pub use typesystem::TypeSystem;
 pub use parser::{MAX_DSL_BYTES, MAX_NESTING_DEPTH};
+pub use typesystem::TypeSystem;
 
 use std::fmt;
 

@@ -4,8 +4,10 @@
 //! (no memoization, no index, no bitmaps) and detects cycles by the `object#relation` pairs on
 //! the current path. It is written to be obviously right, not fast; do not use it to serve.
 //!
-//! Three-valued, like the engine: `True`, `False`, or `Unknown` (missing condition parameters,
-//! a condition error, or the depth limit), combined with Kleene logic.
+//! Like the engine it is Kleene-logic valued: `True`, `False`, `Unknown` (missing condition
+//! parameters, a condition error, or the depth limit) and `Cycle` (an `object#relation` met again
+//! on its own path: undecidable, and "not allowed" at the top, as in OpenFGA). `Unknown`
+//! outranks `Cycle` when both are undecided.
 
 use crate::condition::ConditionOutcome;
 use crate::model::{RelationDef, RestrictionKind, Rewrite, TypeSystem};
@@ -17,12 +19,14 @@ pub enum Tri {
     True,
     False,
     Unknown,
+    Cycle,
 }
 
 fn or(a: Tri, b: Tri) -> Tri {
     match (a, b) {
         (Tri::True, _) | (_, Tri::True) => Tri::True,
         (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+        (Tri::Cycle, _) | (_, Tri::Cycle) => Tri::Cycle,
         _ => Tri::False,
     }
 }
@@ -31,6 +35,7 @@ fn and(a: Tri, b: Tri) -> Tri {
     match (a, b) {
         (Tri::False, _) | (_, Tri::False) => Tri::False,
         (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+        (Tri::Cycle, _) | (_, Tri::Cycle) => Tri::Cycle,
         _ => Tri::True,
     }
 }
@@ -39,7 +44,7 @@ fn not(a: Tri) -> Tri {
     match a {
         Tri::True => Tri::False,
         Tri::False => Tri::True,
-        Tri::Unknown => Tri::Unknown,
+        other => other,
     }
 }
 
@@ -78,7 +83,7 @@ impl Reference<'_> {
         }
         let key = (object.clone(), relation.to_string());
         if path.contains(&key) {
-            return Tri::False;
+            return Tri::Cycle;
         }
         path.push(key);
         let result = self.rewrite(user, object, def, &def.rewrite, depth, path);
@@ -87,7 +92,11 @@ impl Reference<'_> {
     }
 
     /// Tuples on `object#relation` that the model admits (OpenFGA's read filter).
-    fn tuples_on<'t>(&'t self, object: &'t ObjectRef, relation: &'t str) -> impl Iterator<Item = &'t Tuple> + 't {
+    fn tuples_on<'t>(
+        &'t self,
+        object: &'t ObjectRef,
+        relation: &'t str,
+    ) -> impl Iterator<Item = &'t Tuple> + 't {
         self.tuples.iter().filter(move |t| {
             t.object == *object
                 && t.relation == relation
@@ -156,7 +165,8 @@ impl Reference<'_> {
                     let plain = ts.directly_related.iter().any(|r| {
                         r.type_name == parent.object_type
                             && r.kind == RestrictionKind::Direct
-                            && r.condition.as_deref() == t.condition.as_ref().map(|c| c.name.as_str())
+                            && r.condition.as_deref()
+                                == t.condition.as_ref().map(|c| c.name.as_str())
                     });
                     if !plain || self.model.relation(&parent.object_type, computed).is_none() {
                         continue;

@@ -146,7 +146,12 @@ impl Clew {
     /// Writes and deletes tuples atomically (OpenFGA's Write): every written tuple must be
     /// admitted by the current model and not exist yet; every deleted one must exist.
     /// Nothing is applied unless everything is valid. Returns the new revision.
-    pub fn write_tuples(&self, writes: &[Tuple], deletes: &[TupleKey], source: &str) -> Result<u64, ServiceError> {
+    pub fn write_tuples(
+        &self,
+        writes: &[Tuple],
+        deletes: &[TupleKey],
+        source: &str,
+    ) -> Result<u64, ServiceError> {
         let n = writes.len() + deletes.len();
         if n > MAX_TUPLES_PER_WRITE {
             return Err(ServiceError::TooMany(n, MAX_TUPLES_PER_WRITE));
@@ -155,7 +160,12 @@ impl Clew {
     }
 
     /// [`Clew::write_tuples`] without the per-write size limit (for loading files).
-    pub fn write_tuples_bulk(&self, writes: &[Tuple], deletes: &[TupleKey], source: &str) -> Result<u64, ServiceError> {
+    pub fn write_tuples_bulk(
+        &self,
+        writes: &[Tuple],
+        deletes: &[TupleKey],
+        source: &str,
+    ) -> Result<u64, ServiceError> {
         let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
         let current = self.state.load_full();
         let model = current.model.as_deref().ok_or(ServiceError::NoModel)?;
@@ -200,7 +210,12 @@ impl Clew {
     /// Imports tuples as pre-existing graph data into `graph`, without model validation (as
     /// triples left in the graph by an earlier model, or written by a steward). Evaluation
     /// ignores those the current model does not admit.
-    pub fn import_tuples(&self, tuples: &[Tuple], graph: &str, source: &str) -> Result<u64, ServiceError> {
+    pub fn import_tuples(
+        &self,
+        tuples: &[Tuple],
+        graph: &str,
+        source: &str,
+    ) -> Result<u64, ServiceError> {
         let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
         let current = self.state.load_full();
         let graph: Arc<str> = Arc::from(graph);
@@ -215,7 +230,12 @@ impl Clew {
         self.commit(&current, &changes, source)
     }
 
-    fn commit(&self, current: &State, changes: &[TupleChange], source: &str) -> Result<u64, ServiceError> {
+    fn commit(
+        &self,
+        current: &State,
+        changes: &[TupleChange],
+        source: &str,
+    ) -> Result<u64, ServiceError> {
         let revision = self.store.commit(changes, source)?;
         let index = current.index.apply(revision, changes, TUPLES_GRAPH);
         #[cfg(debug_assertions)]

@@ -20,7 +20,7 @@
 
 use crate::index::{Change, TupleChange};
 use crate::iri::{self, IMPORTED_GRAPH, IriMapper, LOG_GRAPH, MODELS_GRAPH, NS, TUPLES_GRAPH};
-use crate::model::typesystem::{TypeSystem, rewrite_to_dsl, restriction_to_dsl};
+use crate::model::typesystem::{TypeSystem, restriction_to_dsl, rewrite_to_dsl};
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
@@ -162,7 +162,12 @@ impl Store {
                     Quad::new(
                         node,
                         clew("conditionContext"),
-                        Literal::new_typed_literal(context, NamedNode::new_unchecked("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON")),
+                        Literal::new_typed_literal(
+                            context,
+                            NamedNode::new_unchecked(
+                                "http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON",
+                            ),
+                        ),
                         g,
                     ),
                 ]
@@ -184,7 +189,9 @@ impl Store {
                 return Ok(Some(plain));
             }
         }
-        let node = nn(&self.iris.conditional_tuple(&key.object, &key.relation, &key.user))?;
+        let node = nn(&self
+            .iris
+            .conditional_tuple(&key.object, &key.relation, &key.user))?;
         let mut name = None;
         let mut context = serde_json::Map::new();
         for q in self
@@ -225,7 +232,12 @@ impl Store {
     }
 
     /// Applies quad changes and logs them as the next revision, atomically.
-    pub fn commit_quads(&self, added: &[Quad], removed: &[Quad], source: &str) -> Result<u64, StoreError> {
+    pub fn commit_quads(
+        &self,
+        added: &[Quad],
+        removed: &[Quad],
+        source: &str,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.db.start_transaction()?;
         let log = graph(LOG_GRAPH);
         let mut current = 0;
@@ -237,10 +249,9 @@ impl Store {
         ) {
             let q = q?;
             if let Term::Literal(l) = &q.object {
-                current = l
-                    .value()
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("revision counter '{}'", l.value())))?;
+                current = l.value().parse().map_err(|_| {
+                    StoreError::Corrupt(format!("revision counter '{}'", l.value()))
+                })?;
             }
         }
         let next = current + 1;
@@ -252,10 +263,25 @@ impl Store {
         }
         let rev = nn(&format!("https://clew.dev/revision/{next}"))?;
         let text = |qs: &[Quad]| qs.iter().map(|q| format!("{q} .\n")).collect::<String>();
-        tx.remove(&Quad::new(meta(), clew("revision"), int(current), log.clone()));
+        tx.remove(&Quad::new(
+            meta(),
+            clew("revision"),
+            int(current),
+            log.clone(),
+        ));
         tx.insert(&Quad::new(meta(), clew("revision"), int(next), log.clone()));
-        tx.insert(&Quad::new(rev.clone(), rdf::TYPE, clew("Revision"), log.clone()));
-        tx.insert(&Quad::new(rev.clone(), clew("number"), int(next), log.clone()));
+        tx.insert(&Quad::new(
+            rev.clone(),
+            rdf::TYPE,
+            clew("Revision"),
+            log.clone(),
+        ));
+        tx.insert(&Quad::new(
+            rev.clone(),
+            clew("number"),
+            int(next),
+            log.clone(),
+        ));
         tx.insert(&Quad::new(
             rev.clone(),
             clew("time"),
@@ -296,9 +322,9 @@ impl Store {
             removed: Vec::new(),
         };
         let mut found = false;
-        for q in self
-            .db
-            .quads_for_pattern(Some(rev.as_ref().into()), None, None, Some(log.as_ref()))
+        for q in
+            self.db
+                .quads_for_pattern(Some(rev.as_ref().into()), None, None, Some(log.as_ref()))
         {
             let q = q?;
             found = true;
@@ -345,7 +371,9 @@ impl Store {
             };
             if let Some(t) = self.plain_tuple(&q) {
                 out.push((t, graph_arc));
-            } else if q.predicate == rdf::TYPE && q.object == Term::NamedNode(clew("ConditionalTuple")) {
+            } else if q.predicate == rdf::TYPE
+                && q.object == Term::NamedNode(clew("ConditionalTuple"))
+            {
                 if let NamedOrBlankNode::NamedNode(node) = &q.subject {
                     if let Some(t) = self.conditional_tuple(node.as_ref(), q.graph_name.as_ref())? {
                         out.push((t, graph_arc));
@@ -372,17 +400,26 @@ impl Store {
         })
     }
 
-    fn conditional_tuple(&self, node: NamedNodeRef<'_>, g: GraphNameRef<'_>) -> Result<Option<Tuple>, StoreError> {
+    fn conditional_tuple(
+        &self,
+        node: NamedNodeRef<'_>,
+        g: GraphNameRef<'_>,
+    ) -> Result<Option<Tuple>, StoreError> {
         let mut object: Option<ObjectRef> = None;
         let mut relation: Option<String> = None;
         let mut user: Option<User> = None;
         let mut name: Option<String> = None;
         let mut context = serde_json::Map::new();
-        for q in self.db.quads_for_pattern(Some(node.into()), None, None, Some(g)) {
+        for q in self
+            .db
+            .quads_for_pattern(Some(node.into()), None, None, Some(g))
+        {
             let q = q?;
             match (q.predicate.as_str().strip_prefix(NS), &q.object) {
                 (Some("object"), Term::NamedNode(n)) => object = self.iris.object_of(n.as_str()),
-                (Some("relation"), Term::NamedNode(n)) => relation = self.iris.relation_of(n.as_str()),
+                (Some("relation"), Term::NamedNode(n)) => {
+                    relation = self.iris.relation_of(n.as_str())
+                }
                 (Some("user"), Term::NamedNode(n)) => user = self.iris.user_of(n.as_str()),
                 (Some("condition"), Term::Literal(l)) => name = Some(l.value().to_string()),
                 (Some("conditionContext"), Term::Literal(l)) => {
@@ -406,7 +443,11 @@ impl Store {
 
     /// The quads describing a model version (its DSL and types/relations), and the pointer
     /// update making it current.
-    pub fn model_quads(&self, ts: &TypeSystem, revision_hint: u64) -> Result<(Vec<Quad>, Vec<Quad>), StoreError> {
+    pub fn model_quads(
+        &self,
+        ts: &TypeSystem,
+        revision_hint: u64,
+    ) -> Result<(Vec<Quad>, Vec<Quad>), StoreError> {
         let g = graph(MODELS_GRAPH);
         let m = nn(&format!("https://clew.dev/model/{}", ts.id))?;
         let lit = |s: &str| Literal::new_simple_literal(s);
@@ -420,7 +461,12 @@ impl Store {
                 lit(&ts.model.schema_version),
                 g.clone(),
             ),
-            Quad::new(m.clone(), clew("createdAtRevision"), int(revision_hint), g.clone()),
+            Quad::new(
+                m.clone(),
+                clew("createdAtRevision"),
+                int(revision_hint),
+                g.clone(),
+            ),
         ];
         for t in &ts.model.types {
             let tn = nn(&format!("{}/type/{}", m.as_str(), urlish(&t.name)))?;
@@ -429,8 +475,18 @@ impl Store {
             add.push(Quad::new(tn.clone(), clew("name"), lit(&t.name), g.clone()));
             for r in &t.relations {
                 let rn = nn(&format!("{}/relation/{}", tn.as_str(), urlish(&r.name)))?;
-                add.push(Quad::new(tn.clone(), clew("hasRelation"), rn.clone(), g.clone()));
-                add.push(Quad::new(rn.clone(), rdf::TYPE, clew("Relation"), g.clone()));
+                add.push(Quad::new(
+                    tn.clone(),
+                    clew("hasRelation"),
+                    rn.clone(),
+                    g.clone(),
+                ));
+                add.push(Quad::new(
+                    rn.clone(),
+                    rdf::TYPE,
+                    clew("Relation"),
+                    g.clone(),
+                ));
                 add.push(Quad::new(rn.clone(), clew("name"), lit(&r.name), g.clone()));
                 add.push(Quad::new(
                     rn.clone(),
@@ -456,10 +512,25 @@ impl Store {
         }
         for c in &ts.model.conditions {
             let cn = nn(&format!("{}/condition/{}", m.as_str(), urlish(&c.name)))?;
-            add.push(Quad::new(m.clone(), clew("hasCondition"), cn.clone(), g.clone()));
-            add.push(Quad::new(cn.clone(), rdf::TYPE, clew("Condition"), g.clone()));
+            add.push(Quad::new(
+                m.clone(),
+                clew("hasCondition"),
+                cn.clone(),
+                g.clone(),
+            ));
+            add.push(Quad::new(
+                cn.clone(),
+                rdf::TYPE,
+                clew("Condition"),
+                g.clone(),
+            ));
             add.push(Quad::new(cn.clone(), clew("name"), lit(&c.name), g.clone()));
-            add.push(Quad::new(cn, clew("expression"), lit(&c.expression), g.clone()));
+            add.push(Quad::new(
+                cn,
+                clew("expression"),
+                lit(&c.expression),
+                g.clone(),
+            ));
         }
         let mut remove = Vec::new();
         for q in self.db.quads_for_pattern(
@@ -509,7 +580,10 @@ impl Store {
                 return Ok(Some(l.value().to_string()));
             }
         }
-        Err(StoreError::Corrupt(format!("model {} has no DSL", m.as_str())))
+        Err(StoreError::Corrupt(format!(
+            "model {} has no DSL",
+            m.as_str()
+        )))
     }
 
     /// Flushes to disk (RocksDB's WAL already makes commits durable; this compacts memtables).

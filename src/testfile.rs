@@ -121,6 +121,14 @@ pub struct FileReport {
     pub write_error: Option<String>,
 }
 
+/// The kind of request an assertion makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Check,
+    ListObjects,
+    ListUsers,
+}
+
 /// Errors that stop a file before any assertion runs.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -165,10 +173,14 @@ pub fn parse(text: &str) -> Result<StoreFile, String> {
 }
 
 /// The OpenFGA error code a failure corresponds to (for `expect_error_code=`).
-pub fn error_code(e: &ServiceError) -> u32 {
+/// OpenFGA reports an unknown relation on the object of a Check as a plain validation error
+/// (2000), but as `relation_not_found` (2022) in ListObjects and ListUsers.
+pub fn error_code(op: Op, e: &ServiceError) -> u32 {
     match e {
         ServiceError::Engine(EngineError::UnknownType(_)) => 2021,
+        ServiceError::Engine(EngineError::UnknownRelation { .. }) if op == Op::Check => 2000,
         ServiceError::Engine(EngineError::UnknownRelation { .. }) => 2022,
+        ServiceError::Engine(EngineError::InvalidUser(_)) => 2000,
         ServiceError::Engine(EngineError::DepthExceeded(_)) => 2002,
         ServiceError::Engine(EngineError::Condition(_)) => 2000,
         ServiceError::Engine(EngineError::ContextualTuple(_)) | ServiceError::TupleRule(_) => 2027,
@@ -218,10 +230,11 @@ pub fn run_file(path: &Path, mode: TupleMode) -> Result<FileReport, FileError> {
             path: format!("{p}: tuple_file {tf}"),
             source,
         })?;
-        let more: Vec<TupleSpec> = serde_norway::from_str(&text).map_err(|e| FileError::Syntax {
-            path: format!("{p}: tuple_file {tf}"),
-            message: e.to_string(),
-        })?;
+        let more: Vec<TupleSpec> =
+            serde_norway::from_str(&text).map_err(|e| FileError::Syntax {
+                path: format!("{p}: tuple_file {tf}"),
+                message: e.to_string(),
+            })?;
         base_specs.extend(more);
     }
     let mut report = FileReport::default();
@@ -243,7 +256,9 @@ pub fn run_file(path: &Path, mode: TupleMode) -> Result<FileReport, FileError> {
         })?;
         let loaded = match mode {
             TupleMode::Write => clew.write_tuples_bulk(&base, &[], "test-file").map(|_| ()),
-            TupleMode::Preexisting => clew.import_tuples(&base, IMPORTED_GRAPH, "test-file").map(|_| ()),
+            TupleMode::Preexisting => clew
+                .import_tuples(&base, IMPORTED_GRAPH, "test-file")
+                .map(|_| ()),
         };
         let own = parse_tuples(&test.tuples, &format!("test '{}' tuples", test.name));
         let written = loaded.map_err(|e| e.to_string()).and_then(|()| {
@@ -266,14 +281,14 @@ pub fn run_file(path: &Path, mode: TupleMode) -> Result<FileReport, FileError> {
 
 fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
     let expect = expected_error(&test.description);
-    let mut record = |what: String, outcome: Result<Result<(), String>, ServiceError>| {
+    let mut record = |op: Op, what: String, outcome: Result<Result<(), String>, ServiceError>| {
         let failure = match (outcome, expect) {
             (Ok(Ok(())), None) => None,
             (Ok(Err(mismatch)), None) => Some(mismatch),
             (Err(e), None) => Some(format!("unexpected error: {e}")),
             (Ok(_), Some(code)) => Some(format!("expected error {code}, got an answer")),
             (Err(e), Some(code)) => {
-                let got = error_code(&e);
+                let got = error_code(op, &e);
                 (got != code).then(|| format!("expected error {code}, got error {got}: {e}"))
             }
         };
@@ -292,8 +307,11 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
         for (relation, expected) in &c.assertions {
             let what = format!("check {} {relation} {}", c.user, c.object);
             let outcome = (|| {
-                let user = User::parse(&c.user).map_err(|e| ServiceError::Engine(EngineError::ContextualTuple(e.to_string())))?;
-                let object = ObjectRef::parse(&c.object).map_err(|e| ServiceError::Engine(EngineError::ContextualTuple(e.to_string())))?;
+                let user = User::parse(&c.user)
+                    .map_err(|e| ServiceError::Engine(EngineError::InvalidUser(e.to_string())))?;
+                let object = ObjectRef::parse(&c.object).map_err(|e| {
+                    ServiceError::Engine(EngineError::ContextualTuple(e.to_string()))
+                })?;
                 let req = CheckRequest {
                     user: &user,
                     relation,
@@ -320,14 +338,15 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
                     Err(format!("expected {expected}, got {got}"))
                 })
             })();
-            record(what, outcome);
+            record(Op::Check, what, outcome);
         }
     }
     for c in &test.list_objects {
         for (relation, expected) in &c.assertions {
             let what = format!("list_objects {} {relation} {}", c.user, c.object_type);
             let outcome = (|| {
-                let user = User::parse(&c.user).map_err(|e| ServiceError::Engine(EngineError::ContextualTuple(e.to_string())))?;
+                let user = User::parse(&c.user)
+                    .map_err(|e| ServiceError::Engine(EngineError::InvalidUser(e.to_string())))?;
                 let placeholder = ObjectRef::new(c.object_type.clone(), "_");
                 let req = CheckRequest {
                     user: &user,
@@ -338,10 +357,11 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
                     explain: false,
                     max_depth: engine::DEFAULT_MAX_DEPTH,
                 };
-                let got: BTreeSet<String> = engine::list_objects(state.view()?, &req, &c.object_type)?
-                    .into_iter()
-                    .map(|o| o.to_string())
-                    .collect();
+                let got: BTreeSet<String> =
+                    engine::list_objects(state.view()?, &req, &c.object_type)?
+                        .into_iter()
+                        .map(|o| o.to_string())
+                        .collect();
                 let want: BTreeSet<String> = expected.iter().cloned().collect();
                 Ok(if got == want {
                     Ok(())
@@ -349,21 +369,30 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
                     Err(format!("expected {want:?}, got {got:?}"))
                 })
             })();
-            record(what, outcome);
+            record(Op::ListObjects, what, outcome);
         }
     }
     for c in &test.list_users {
         for (relation, expected) in &c.assertions {
             let what = format!("list_users {} {relation}", c.object);
             let outcome = (|| {
-                let object = ObjectRef::parse(&c.object).map_err(|e| ServiceError::Engine(EngineError::ContextualTuple(e.to_string())))?;
+                let object = ObjectRef::parse(&c.object).map_err(|e| {
+                    ServiceError::Engine(EngineError::ContextualTuple(e.to_string()))
+                })?;
                 let mut got = BTreeSet::new();
                 for f in &c.user_filter {
                     let filter = UserFilter {
                         user_type: f.user_type.clone(),
                         relation: f.relation.clone(),
                     };
-                    for u in engine::list_users(state.view()?, &object, relation, &filter, &c.context, &[])? {
+                    for u in engine::list_users(
+                        state.view()?,
+                        &object,
+                        relation,
+                        &filter,
+                        &c.context,
+                        &[],
+                    )? {
                         got.insert(u.to_string());
                     }
                 }
@@ -374,7 +403,7 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
                     Err(format!("expected {want:?}, got {got:?}"))
                 })
             })();
-            record(what, outcome);
+            record(Op::ListUsers, what, outcome);
         }
     }
 }

@@ -46,7 +46,9 @@ impl ObjectRef {
         if text.len() > MAX_OBJECT_LEN {
             return Err(err("longer than 256 bytes"));
         }
-        let (object_type, id) = text.split_once(':').ok_or_else(|| err("expected 'type:id'"))?;
+        let (object_type, id) = text
+            .split_once(':')
+            .ok_or_else(|| err("expected 'type:id'"))?;
         check_type_name(object_type).map_err(err)?;
         if id.is_empty() {
             return Err(err("empty id"));
@@ -93,7 +95,9 @@ pub fn check_relation_name(name: &str) -> Result<(), TupleError> {
         .chars()
         .any(|c| matches!(c, ':' | '#' | '@' | '*') || c.is_whitespace())
     {
-        return Err(err("the relation contains ':', '#', '@', '*' or whitespace"));
+        return Err(err(
+            "the relation contains ':', '#', '@', '*' or whitespace",
+        ));
     }
     Ok(())
 }
@@ -277,8 +281,17 @@ mod tests {
     #[test]
     fn rejects_malformed_ids() {
         for bad in [
-            "", "user", ":x", "user:", "user: x", "us er:x", "user:a#", "#member", "user:*#r",
-            "group:x#", "group:x#a b",
+            "",
+            "user",
+            ":x",
+            "user:",
+            "user: x",
+            "us er:x",
+            "user:a#",
+            "#member",
+            "user:*#r",
+            "group:x#",
+            "group:x#a b",
         ] {
             assert!(User::parse(bad).is_err(), "{bad:?} must be rejected");
         }

@@ -8,7 +8,10 @@ use clew::model::{Model, Span, parse, parse_and_validate, to_dsl, validate};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/conformance/openfga-language");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/conformance/openfga-language"
+);
 
 #[derive(Debug, Deserialize)]
 struct Case {

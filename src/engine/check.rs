@@ -31,7 +31,9 @@ pub enum Decision {
     Allowed,
     Denied,
     /// The answer depends on condition parameters that were not supplied (named here).
-    Conditional { missing: Vec<String> },
+    Conditional {
+        missing: Vec<String>,
+    },
 }
 
 /// A decision with its explanation and evaluation metadata.
@@ -91,7 +93,9 @@ impl Any {
             Outcome::Yes(w) => return Some(w),
             Outcome::No => {}
             Outcome::Unknown { why } => {
-                self.unknown.get_or_insert_with(Default::default).merge(&why);
+                self.unknown
+                    .get_or_insert_with(Default::default)
+                    .merge(&why);
             }
         }
         None
@@ -225,7 +229,12 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
 }
 
 impl<'a> Evaluator<'a> {
-    fn note(&mut self, at: impl FnOnce() -> String, rule: impl FnOnce() -> String, missing: impl FnOnce() -> String) {
+    fn note(
+        &mut self,
+        at: impl FnOnce() -> String,
+        rule: impl FnOnce() -> String,
+        missing: impl FnOnce() -> String,
+    ) {
         if let Some(t) = &mut self.trace {
             t.push(at(), rule(), missing());
         }
@@ -285,20 +294,24 @@ impl<'a> Evaluator<'a> {
         outcome
     }
 
-    fn rewrite(&mut self, object: &ObjectRef, def: &'a RelationDef, rewrite: &'a Rewrite, depth: u32) -> Outcome {
+    fn rewrite(
+        &mut self,
+        object: &ObjectRef,
+        def: &'a RelationDef,
+        rewrite: &'a Rewrite,
+        depth: u32,
+    ) -> Outcome {
         let at = || format!("{object}#{}", def.name);
         match rewrite {
             Rewrite::This => self.direct(object, def, depth),
-            Rewrite::Computed(target) => {
-                match self.relation(object, target, depth + 1) {
-                    Outcome::Yes(w) => Outcome::Yes(Arc::new(Witness::Computed {
-                        at: at(),
-                        rule: format!("{}#{}: {target}", object.object_type, def.name),
-                        then: w,
-                    })),
-                    other => other,
-                }
-            }
+            Rewrite::Computed(target) => match self.relation(object, target, depth + 1) {
+                Outcome::Yes(w) => Outcome::Yes(Arc::new(Witness::Computed {
+                    at: at(),
+                    rule: format!("{}#{}: {target}", object.object_type, def.name),
+                    then: w,
+                })),
+                other => other,
+            },
             Rewrite::TupleToUserset { tupleset, computed } => {
                 self.tuple_to_userset(object, def, tupleset, computed, depth)
             }
@@ -319,9 +332,16 @@ impl<'a> Evaluator<'a> {
                     match self.rewrite(object, def, c, depth) {
                         Outcome::Yes(w) => all.push(w),
                         Outcome::No => {
-                            self.note(at, || rewrite_to_dsl(rewrite, &def.directly_related), || {
-                                format!("operand '{}' does not hold", rewrite_to_dsl(c, &def.directly_related))
-                            });
+                            self.note(
+                                at,
+                                || rewrite_to_dsl(rewrite, &def.directly_related),
+                                || {
+                                    format!(
+                                        "operand '{}' does not hold",
+                                        rewrite_to_dsl(c, &def.directly_related)
+                                    )
+                                },
+                            );
                             return Outcome::No;
                         }
                         Outcome::Unknown { why } => {
@@ -351,27 +371,29 @@ impl<'a> Evaluator<'a> {
                 let s = self.rewrite(object, def, subtract, depth);
                 match (b, s) {
                     (_, Outcome::Yes(_)) => {
-                        self.note(at, || rewrite_to_dsl(rewrite, &def.directly_related), || {
-                            format!(
-                                "excluded: '{}' holds",
-                                rewrite_to_dsl(subtract, &def.directly_related)
-                            )
-                        });
+                        self.note(
+                            at,
+                            || rewrite_to_dsl(rewrite, &def.directly_related),
+                            || {
+                                format!(
+                                    "excluded: '{}' holds",
+                                    rewrite_to_dsl(subtract, &def.directly_related)
+                                )
+                            },
+                        );
                         Outcome::No
                     }
-                    (Outcome::Yes(w), Outcome::No) => {
-                        Outcome::Yes(Arc::new(Witness::Exclusion {
-                            at: at(),
-                            rule: format!(
-                                "{}#{}: {}",
-                                object.object_type,
-                                def.name,
-                                rewrite_to_dsl(rewrite, &def.directly_related)
-                            ),
-                            base: w,
-                            excluded: rewrite_to_dsl(subtract, &def.directly_related),
-                        }))
-                    }
+                    (Outcome::Yes(w), Outcome::No) => Outcome::Yes(Arc::new(Witness::Exclusion {
+                        at: at(),
+                        rule: format!(
+                            "{}#{}: {}",
+                            object.object_type,
+                            def.name,
+                            rewrite_to_dsl(rewrite, &def.directly_related)
+                        ),
+                        base: w,
+                        excluded: rewrite_to_dsl(subtract, &def.directly_related),
+                    })),
                     (b, s) => {
                         let mut why = Indeterminate::default();
                         for o in [b, s] {
@@ -392,7 +414,9 @@ impl<'a> Evaluator<'a> {
             return Outcome::No;
         };
         match compiled.evaluate(Some(&condition.context), self.context) {
-            Ok(ConditionOutcome::Met) => Outcome::Yes(Arc::new(Witness::SelfUserset { at: String::new() })),
+            Ok(ConditionOutcome::Met) => {
+                Outcome::Yes(Arc::new(Witness::SelfUserset { at: String::new() }))
+            }
             Ok(ConditionOutcome::NotMet) => Outcome::No,
             Ok(ConditionOutcome::Missing(names)) => Outcome::Unknown {
                 why: Indeterminate {
@@ -411,7 +435,11 @@ impl<'a> Evaluator<'a> {
 
     /// The direct users of `object#relation` that the model admits, stored and contextual:
     /// `(user, condition, source)`.
-    fn admitted_edges(&self, object: &ObjectRef, def: &RelationDef) -> Vec<(User, Option<Arc<TupleCondition>>, Source)> {
+    fn admitted_edges(
+        &self,
+        object: &ObjectRef,
+        def: &RelationDef,
+    ) -> Vec<(User, Option<Arc<TupleCondition>>, Source)> {
         let snap = self.view.snapshot;
         let model = self.view.model;
         let mut out = Vec::new();
@@ -445,7 +473,10 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        if let Some(ts) = self.contextual.get(&(object.to_string(), def.name.as_str())) {
+        if let Some(ts) = self
+            .contextual
+            .get(&(object.to_string(), def.name.as_str()))
+        {
             for t in ts {
                 out.push((
                     t.user.clone(),
@@ -466,7 +497,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The unconditional concrete users of `object#relation` of one type, as a bitmap probe.
-    fn has_plain_direct(&self, object: &ObjectRef, relation: &str, user: &ObjectRef) -> Option<Source> {
+    fn has_plain_direct(
+        &self,
+        object: &ObjectRef,
+        relation: &str,
+        user: &ObjectRef,
+    ) -> Option<Source> {
         let snap = self.view.snapshot;
         let (o, r, u, t) = (
             snap.object(&object.to_string())?,
@@ -544,9 +580,11 @@ impl<'a> Evaluator<'a> {
                 other => {
                     if let Some(c) = condition {
                         let name = c.name.clone();
-                        self.note(|| format!("{object}#{}", def.name), rule, || {
-                            format!("the tuple {}'s condition '{name}' is not met", key(user))
-                        });
+                        self.note(
+                            || format!("{object}#{}", def.name),
+                            rule,
+                            || format!("the tuple {}'s condition '{name}' is not met", key(user)),
+                        );
                     }
                     other
                 }
@@ -583,12 +621,16 @@ impl<'a> Evaluator<'a> {
         }
         if self.trace.is_some() {
             let user = self.user.to_string();
-            self.note(|| format!("{object}#{}", def.name), rule, || {
-                format!(
-                    "no tuple {object}#{}@{user} (nor a wildcard or a userset containing it)",
-                    def.name
-                )
-            });
+            self.note(
+                || format!("{object}#{}", def.name),
+                rule,
+                || {
+                    format!(
+                        "no tuple {object}#{}@{user} (nor a wildcard or a userset containing it)",
+                        def.name
+                    )
+                },
+            );
         }
         any.finish()
     }
@@ -607,7 +649,10 @@ impl<'a> Evaluator<'a> {
         depth: u32,
     ) -> Outcome {
         let model = self.view.model;
-        let rule = format!("{}#{}: {computed} from {tupleset}", object.object_type, def.name);
+        let rule = format!(
+            "{}#{}: {computed} from {tupleset}",
+            object.object_type, def.name
+        );
         let Some(ts_def) = model.relation(&object.object_type, tupleset) else {
             return Outcome::No;
         };
@@ -641,20 +686,28 @@ impl<'a> Evaluator<'a> {
         }
         if self.trace.is_some() {
             let n = parents.len();
-            self.note(|| format!("{object}#{}", def.name), || rule.clone(), || {
-                if n == 0 {
-                    format!("no tuple {object}#{tupleset}@… to follow")
-                } else {
-                    format!("none of the {n} '{tupleset}' objects grants '{computed}'")
-                }
-            });
+            self.note(
+                || format!("{object}#{}", def.name),
+                || rule.clone(),
+                || {
+                    if n == 0 {
+                        format!("no tuple {object}#{tupleset}@… to follow")
+                    } else {
+                        format!("none of the {n} '{tupleset}' objects grants '{computed}'")
+                    }
+                },
+            );
         }
         any.finish()
     }
 
     /// The objects related to `object` by the tupleset relation (concrete objects only: OpenFGA
     /// follows no userset or wildcard through a tupleset).
-    fn tupleset_parents(&self, object: &ObjectRef, ts_def: &RelationDef) -> Vec<(ObjectRef, Option<Arc<TupleCondition>>, Source)> {
+    fn tupleset_parents(
+        &self,
+        object: &ObjectRef,
+        ts_def: &RelationDef,
+    ) -> Vec<(ObjectRef, Option<Arc<TupleCondition>>, Source)> {
         let snap = self.view.snapshot;
         let model = self.view.model;
         let mut out = Vec::new();
@@ -685,9 +738,16 @@ impl<'a> Evaluator<'a> {
                     if let UserRef::Object(p) = e.user {
                         if let Ok(parent) = ObjectRef::parse(snap.object_str(p)) {
                             let user = User::Object(parent.clone());
-                            if model.admits(&object.object_type, &ts_def.name, &user, Some(&e.condition.name)) {
+                            if model.admits(
+                                &object.object_type,
+                                &ts_def.name,
+                                &user,
+                                Some(&e.condition.name),
+                            ) {
                                 let source = Source::Graph(
-                                    snap.origin(o, r, e.user).unwrap_or(TUPLES_GRAPH).to_string(),
+                                    snap.origin(o, r, e.user)
+                                        .unwrap_or(TUPLES_GRAPH)
+                                        .to_string(),
                                 );
                                 out.push((parent, Some(e.condition.clone()), source));
                             }
@@ -696,7 +756,10 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        if let Some(ts) = self.contextual.get(&(object.to_string(), ts_def.name.as_str())) {
+        if let Some(ts) = self
+            .contextual
+            .get(&(object.to_string(), ts_def.name.as_str()))
+        {
             for t in ts {
                 if let User::Object(parent) = &t.user {
                     let c = t.condition.as_ref().map(|c| c.name.as_str());

@@ -53,7 +53,11 @@ pub enum Witness {
         then: Arc<Witness>,
     },
     /// Every operand of an intersection holds.
-    Intersection { at: String, rule: String, all: Vec<Arc<Witness>> },
+    Intersection {
+        at: String,
+        rule: String,
+        all: Vec<Arc<Witness>>,
+    },
     /// The base holds and the subtracted relation does not.
     Exclusion {
         at: String,
@@ -108,7 +112,10 @@ impl Explanation {
 
     /// The tuples the path reads (stored and contextual), in path order.
     pub fn tuples(&self) -> Vec<&str> {
-        self.path.iter().filter_map(|s| s.tuple.as_deref()).collect()
+        self.path
+            .iter()
+            .filter_map(|s| s.tuple.as_deref())
+            .collect()
     }
 }
 

@@ -21,7 +21,9 @@ pub enum TupleRuleError {
         object_type: String,
         relation: String,
     },
-    #[error("tuple {tuple}: relation '{object_type}#{relation}' takes no direct tuples (its rule is '{rule}')")]
+    #[error(
+        "tuple {tuple}: relation '{object_type}#{relation}' takes no direct tuples (its rule is '{rule}')"
+    )]
     NotDirect {
         tuple: String,
         object_type: String,
@@ -160,7 +162,13 @@ impl TypeSystem {
 
     /// OpenFGA's read-time filter: a stored tuple counts only if the current model still
     /// admits it (its type restriction, and its condition, exist).
-    pub fn admits(&self, object_type: &str, relation: &str, user: &User, condition: Option<&str>) -> bool {
+    pub fn admits(
+        &self,
+        object_type: &str,
+        relation: &str,
+        user: &User,
+        condition: Option<&str>,
+    ) -> bool {
         if let Some(c) = condition {
             if !self.conditions.contains_key(c) {
                 return false;
@@ -174,18 +182,21 @@ impl TypeSystem {
     pub fn validate_tuple(&self, tuple: &Tuple) -> Result<(), TupleRuleError> {
         let t = || tuple.to_string();
         let object_type = &tuple.object.object_type;
-        let info = self.types.get(object_type).ok_or_else(|| TupleRuleError::UnknownType {
-            tuple: t(),
-            object_type: object_type.clone(),
-        })?;
-        let rel = info
-            .relations
-            .get(&tuple.relation)
-            .ok_or_else(|| TupleRuleError::UnknownRelation {
+        let info = self
+            .types
+            .get(object_type)
+            .ok_or_else(|| TupleRuleError::UnknownType {
                 tuple: t(),
                 object_type: object_type.clone(),
-                relation: tuple.relation.clone(),
             })?;
+        let rel =
+            info.relations
+                .get(&tuple.relation)
+                .ok_or_else(|| TupleRuleError::UnknownRelation {
+                    tuple: t(),
+                    object_type: object_type.clone(),
+                    relation: tuple.relation.clone(),
+                })?;
         let user_type = tuple.user.user_type();
         if !self.has_type(user_type) {
             return Err(TupleRuleError::UnknownType {
@@ -238,9 +249,8 @@ impl TypeSystem {
         }
         if let Some(c) = condition {
             if let Some(def) = self.model.conditions.iter().find(|d| d.name == c.name) {
-                crate::condition::validate_tuple_params(def, &c.context).map_err(|source| {
-                    TupleRuleError::ConditionParams { tuple: t(), source }
-                })?;
+                crate::condition::validate_tuple_params(def, &c.context)
+                    .map_err(|source| TupleRuleError::ConditionParams { tuple: t(), source })?;
             }
         }
         Ok(())
@@ -284,7 +294,10 @@ pub fn restriction_to_dsl(r: &TypeRestriction) -> String {
 
 /// The restrictions of a direct assignment, comma-separated (without brackets).
 pub fn restrictions_to_dsl(rs: &[TypeRestriction]) -> String {
-    rs.iter().map(restriction_to_dsl).collect::<Vec<_>>().join(", ")
+    rs.iter()
+        .map(restriction_to_dsl)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A rewrite as DSL text (sub-expressions parenthesised), used in explanations and errors.
