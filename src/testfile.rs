@@ -261,15 +261,29 @@ pub fn run_file(path: &Path, mode: TupleMode) -> Result<FileReport, FileError> {
                 .map(|_| ()),
         };
         let own = parse_tuples(&test.tuples, &format!("test '{}' tuples", test.name));
-        let written = loaded.map_err(|e| e.to_string()).and_then(|()| {
-            let own = own?;
-            if own.is_empty() {
-                return Ok(());
+        let written: Result<(), String> = match loaded {
+            Err(e) if !e.is_user_error() => {
+                return Err(FileError::Invalid {
+                    path: p.clone(),
+                    message: e.to_string(),
+                });
             }
-            clew.write_tuples_bulk(&own, &[], "test-file")
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        });
+            Err(e) => Err(e.to_string()),
+            Ok(()) => match own {
+                Err(e) => Err(e),
+                Ok(own) if own.is_empty() => Ok(()),
+                Ok(own) => match clew.write_tuples_bulk(&own, &[], "test-file") {
+                    Ok(_) => Ok(()),
+                    Err(e) if !e.is_user_error() => {
+                        return Err(FileError::Invalid {
+                            path: p.clone(),
+                            message: e.to_string(),
+                        });
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+            },
+        };
         if let Err(e) = written {
             report.write_error = Some(format!("test '{}': write rejected: {e}", test.name));
             return Ok(report);
