@@ -83,7 +83,7 @@ pub struct Edges {
 }
 
 impl Edges {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.direct.is_empty()
             && self.wildcards.is_empty()
             && self.usersets.is_empty()

@@ -4,6 +4,8 @@
 //! also printed back with `to_dsl` and must round-trip to an equal model (spans aside).
 //! Cases the file itself marks `skip: true` are reported as skipped (OpenFGA skips them too).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use clew::model::{Model, Span, parse, parse_and_validate, to_dsl, validate};
 use serde::Deserialize;
 use std::collections::BTreeSet;
