@@ -75,7 +75,7 @@ def gen_tree(rng: random.Random, me: int, nrel: int, depth: int):
     """A rewrite tree without direct restrictions: ('cu', k) | ('ttu', k) | (op, [children])."""
     if depth <= 0 or rng.random() < 0.5:
         if rng.random() < 0.35:  # tuple-to-userset: recursion through `parent` is fine
-            return ("ttu", rng.randrange(nrel))
+            return ("ttu", rng.randrange(me) if me > 0 and rng.random() < 0.7 else rng.randrange(nrel))
         # Computed usersets mostly point "down" (acyclic); sometimes anywhere (cycles,
         # which OpenFGA accepts or rejects depending on entrypoints).
         if me > 0 and rng.random() < 0.97:
@@ -235,6 +235,7 @@ class Result:
     dropped: dict = field(default_factory=dict)
     self_fail: list = field(default_factory=list)
     disagreements: list = field(default_factory=list)
+    flaky: list = field(default_factory=list)
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -298,38 +299,59 @@ def run_case(args, idx: int, case: dict) -> Result:
             out = run([args.clew, "test", "--quiet", path]).stdout
             res.self_fail = [l for l in out.splitlines() if l.startswith("FAIL ")]
 
-    f = run(["fga", "model", "test", "--tests", path, "--verbose", "--suppress-summary"])
-    try:
-        data = json.loads(f.stdout)
-    except json.JSONDecodeError:
-        data = None
-    if data is None:
-        res.fga_valid = False
-        res.fga_msg = (f.stderr or f.stdout).strip().splitlines()[0] if (f.stderr or f.stdout).strip() else f"exit {f.returncode}"
+    valid, msg, dis, _ = fga_eval(path)
+    if not valid:
+        res.fga_valid, res.fga_msg = False, msg
         return res
     if not res.clew_valid:
         return res
+    if dis:
+        # OpenFGA's answers on cyclic tuple graphs can depend on evaluation order and its
+        # check cache: re-run, and keep only what every run reports as a stable disagreement.
+        runs = [dis] + [fga_eval(path)[2] for _ in range(args.reruns)]
+        stable = set.intersection(*map(set, runs))
+        res.disagreements = [d for d in dis if d in stable]
+        res.flaky = sorted(set().union(*map(set, runs)) - stable)
+    return res
+
+
+def fga_eval(path: str) -> tuple[bool, str, list[str], set[str]]:
+    """(model+tuples accepted, rejection message, failed assertions, distinct OpenFGA errors)."""
+    f = run(["fga", "model", "test", "--tests", path, "--verbose"])
+    try:
+        data = json.loads(f.stdout)
+    except json.JSONDecodeError:
+        text = (f.stderr or f.stdout).strip()
+        return False, text.splitlines()[0] if text else f"exit {f.returncode}", [], set()
+    # fga's JSON hides error texts ("error": {}); the plain-text report on stderr has them.
+    errmsg = {}
+    for l in f.stderr.splitlines():
+        m = re.match(r"^\S+ (Check|ListObjects)\(user=([^,]+),relation=([^,]+),(?:object|type)=([^,)]+)"
+                     r"(?:, context:&map\[x:(\d+)\])?\).*?, error=(.*)$", l)
+        if m:
+            op, u, r, o, x, e = m.groups()
+            ctx = {None: "noctx", "3": "lo", "20": "hi"}.get(x, x)
+            errmsg[(op, u, r, o, ctx)] = e.split(" desc = ", 1)[-1]
+    dis = []
     for t in data:
         ctx = t["name"].rsplit("_", 1)[1]
         for c in t.get("check_results") or []:
             if c.get("test_result"):
                 continue
             q = c["request"]
-            got = c.get("got") if c.get("error") is None else f"error {json.dumps(c.get('error'))}"
-            res.disagreements.append(
-                f"check {q['user']} {q['relation']} {q['object']} [{ctx}]: clew={c['expected']} openfga={got}")
+            got = c.get("got") if c.get("error") is None else \
+                f"error ({errmsg.get(('Check', q['user'], q['relation'], q['object'], ctx), '?')})"
+            dis.append(f"check {q['user']} {q['relation']} {q['object']} [{ctx}]: "
+                       f"clew={c['expected']} openfga={got}")
         for c in t.get("list_objects_results") or []:
             if c.get("test_result"):
                 continue
             q = c["request"]
-            got = sorted(c.get("got") or []) if c.get("error") is None else f"error {json.dumps(c.get('error'))}"
-            res.disagreements.append(
-                f"list_objects {q['user']} {q['relation']} {q['type']} [{ctx}]: clew={sorted(c['expected'] or [])} openfga={got}")
-    if any("openfga=error" in d for d in res.disagreements):
-        # fga's JSON hides the error text; take it from the plain-text report.
-        msgs = [l for l in f.stderr.splitlines() if "error=" in l]
-        res.fga_msg = "; ".join(sorted(set(m.split("error=", 1)[1] for m in msgs)))[:500]
-    return res
+            got = sorted(c.get("got") or []) if c.get("error") is None else \
+                f"error ({errmsg.get(('ListObjects', q['user'], q['relation'], q['type'], ctx), '?')})"
+            dis.append(f"list_objects {q['user']} {q['relation']} {q['type']} [{ctx}]: "
+                       f"clew={sorted(c['expected'] or [])} openfga={got}")
+    return True, "", dis, set()
 
 
 def main() -> int:
@@ -340,6 +362,8 @@ def main() -> int:
                     "kept only if there are disagreements)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--clew", default=DEFAULT_CLEW)
+    ap.add_argument("--reruns", type=int, default=2,
+                    help="extra fga runs of a file with disagreements, to tell flaky ones apart")
     ap.add_argument("-v", "--verbose", action="store_true", help="also list models both reject")
     args = ap.parse_args()
     if not shutil.which("fga"):
@@ -364,6 +388,7 @@ def main() -> int:
             dropped[k] = dropped.get(k, 0) + v
     ndis = sum(len(r.disagreements) for r in compared)
     nerr = sum(1 for r in compared for d in r.disagreements if "openfga=error" in d)
+    nflaky = sum(len(r.flaky) for r in compared)
     nself = sum(len(r.self_fail) for r in compared)
 
     if args.verbose:
@@ -378,8 +403,8 @@ def main() -> int:
             print(f"CLEW SELF-INCONSISTENT {r.path}: {l}")
         for d in r.disagreements:
             print(f"DISAGREE {r.path}: {d}")
-        if r.disagreements and r.fga_msg:
-            print(f"  (openfga errors in {r.path}: {r.fga_msg})")
+        for d in r.flaky:
+            print(f"FLAKY (OpenFGA not reproducible) {r.path}: {d}")
     print(
         f"cases: {len(results)}, models skipped: {len(skipped)} "
         f"(clew-only rejects: {len(clew_only)}, openfga-only rejects: {len(fga_only)}, "
@@ -387,7 +412,8 @@ def main() -> int:
         f"list_objects compared: {sum(r.lists for r in compared)}, "
         f"dropped (clew error/missing context): {sum(dropped.values())} {dropped or ''}, "
         f"clew self-inconsistent: {nself}, disagreements: {ndis} "
-        f"(wrong answer: {ndis - nerr}, openfga error where clew answered: {nerr})"
+        f"(wrong answer: {ndis - nerr}, openfga error where clew answered: {nerr}), "
+        f"flaky in openfga (not counted): {nflaky}"
     )
     bad = ndis or clew_only or fga_only or nself
     if tmp and not bad:

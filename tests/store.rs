@@ -374,3 +374,90 @@ fn the_ontology_parses_and_every_term_is_labelled_and_commented() {
         );
     }
 }
+
+#[test]
+fn contextual_tuples_count_for_one_request_and_are_validated() {
+    let clew = Clew::memory().unwrap();
+    seed(&clew);
+    let none = Map::new();
+    let dan = User::parse("user:dan").unwrap();
+    let doc = ObjectRef::parse("document:1").unwrap();
+    let contextual = vec![t("user:dan", "member", "group:eng")];
+    let req = CheckRequest {
+        user: &dan,
+        relation: "viewer",
+        object: &doc,
+        context: &none,
+        contextual: &contextual,
+        explain: true,
+        max_depth: DEFAULT_MAX_DEPTH,
+    };
+    let (r, _) = clew.check(&req).unwrap();
+    assert_eq!(r.decision, Decision::Allowed);
+    let path = r.explanation.unwrap().path;
+    let last = path.last().unwrap();
+    assert_eq!(last.tuple.as_deref(), Some("group:eng#member@user:dan"));
+    assert_eq!(last.source.as_deref(), Some("contextual"));
+    assert!(last.triple.is_none(), "a contextual tuple is not stored");
+    // Nothing was stored: without the contextual tuple the answer is a deny.
+    assert_eq!(
+        decide(&clew, "user:dan", "viewer", "document:1", &none),
+        Decision::Denied
+    );
+    // A contextual tuple the model does not admit is an error, not a silent deny.
+    let bad = vec![t("user:dan", "member", "document:1")];
+    let err = clew
+        .check(&CheckRequest {
+            contextual: &bad,
+            ..req
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("document:1#member@user:dan"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_deny_says_what_was_missing() {
+    let clew = Clew::memory().unwrap();
+    seed(&clew);
+    let none = Map::new();
+    let bob = User::parse("user:bob").unwrap();
+    let doc = ObjectRef::parse("document:2").unwrap();
+    let req = CheckRequest {
+        user: &bob,
+        relation: "can_view",
+        object: &doc,
+        context: &none,
+        contextual: &[],
+        explain: true,
+        max_depth: DEFAULT_MAX_DEPTH,
+    };
+    let (r, _) = clew.check(&req).unwrap();
+    assert_eq!(r.decision, Decision::Denied);
+    let trace = r.deny_trace.unwrap();
+    assert!(
+        trace
+            .tried
+            .iter()
+            .any(|t| t.at == "document:2#can_view" && t.missing.contains("'blocked' holds")),
+        "{trace:#?}"
+    );
+    let eve = User::parse("user:eve").unwrap();
+    let doc1 = ObjectRef::parse("document:1").unwrap();
+    let (r, _) = clew
+        .check(&CheckRequest {
+            user: &eve,
+            object: &doc1,
+            relation: "viewer",
+            ..req
+        })
+        .unwrap();
+    let trace = r.deny_trace.unwrap();
+    assert!(
+        trace.tried.iter().any(|t| t.at == "group:eng#member"
+            && t.missing.contains("no tuple group:eng#member@user:eve")),
+        "{trace:#?}"
+    );
+}
