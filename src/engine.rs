@@ -134,15 +134,8 @@ pub fn list_objects(
                 ..*request
             },
         )?;
-        match r.decision {
-            Decision::Allowed => out.push(object),
-            Decision::Denied => {}
-            Decision::Conditional { missing } => {
-                return Err(EngineError::Condition(format!(
-                    "missing context parameters: {}",
-                    missing.join(", ")
-                )));
-            }
+        if r.decision.allowed()? {
+            out.push(object);
         }
     }
     Ok(out)
@@ -213,15 +206,8 @@ pub fn list_users(
             max_depth: DEFAULT_MAX_DEPTH,
         };
         let r = check(view, &request)?;
-        match r.decision {
-            Decision::Allowed => out.push(user),
-            Decision::Denied => {}
-            Decision::Conditional { missing } => {
-                return Err(EngineError::Condition(format!(
-                    "missing context parameters: {}",
-                    missing.join(", ")
-                )));
-            }
+        if r.decision.allowed()? {
+            out.push(user);
         }
     }
     Ok(out)

@@ -6,7 +6,7 @@
 //! `description` carries `expect_error_code=N` (the conformance suite's convention) passes
 //! only if each of its requests is rejected with that OpenFGA error code.
 
-use crate::engine::{self, CheckRequest, Decision, EngineError, UserFilter};
+use crate::engine::{self, CheckRequest, EngineError, UserFilter};
 use crate::iri::IMPORTED_GRAPH;
 use crate::service::{Clew, ServiceError};
 use crate::tuple::{ObjectRef, Tuple, TupleSpec, User};
@@ -336,16 +336,7 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
                     max_depth: engine::DEFAULT_MAX_DEPTH,
                 };
                 let r = engine::check(state.view()?, &req)?;
-                let got = match r.decision {
-                    Decision::Allowed => true,
-                    Decision::Denied => false,
-                    Decision::Conditional { missing } => {
-                        return Err(ServiceError::Engine(EngineError::Condition(format!(
-                            "missing context parameters: {}",
-                            missing.join(", ")
-                        ))));
-                    }
-                };
+                let got = r.decision.allowed()?;
                 Ok(if got == *expected {
                     Ok(())
                 } else {

@@ -36,6 +36,22 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// The decision as a yes/no answer, for operations that cannot return "conditional" per
+    /// item (lists, OpenFGA's API): missing parameters are an error naming them, never a deny
+    /// or an allow.
+    pub fn allowed(&self) -> Result<bool, EngineError> {
+        match self {
+            Decision::Allowed => Ok(true),
+            Decision::Denied => Ok(false),
+            Decision::Conditional { missing } => Err(EngineError::Condition(format!(
+                "missing context parameters: {}",
+                missing.join(", ")
+            ))),
+        }
+    }
+}
+
 /// A decision with its explanation and evaluation metadata.
 #[derive(Debug, Clone)]
 pub struct CheckResult {
