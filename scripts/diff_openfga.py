@@ -412,7 +412,7 @@ def main() -> int:
         f"list_objects compared: {sum(r.lists for r in compared)}, "
         f"dropped (clew error/missing context): {sum(dropped.values())} {dropped or ''}, "
         f"clew self-inconsistent: {nself}, disagreements: {ndis} "
-        f"(wrong answer: {ndis - nerr}, openfga error where clew answered: {nerr}), "
+        f"(different answer: {ndis - nerr}, openfga error where clew answered: {nerr}), "
         f"flaky in openfga (not counted): {nflaky}"
     )
     bad = ndis or clew_only or fga_only or nself

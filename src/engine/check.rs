@@ -72,23 +72,34 @@ struct Indeterminate {
     missing: BTreeSet<String>,
     depth: bool,
     errors: Vec<String>,
-    /// A cycle was cut below: OpenFGA resolves such a branch to "not allowed" at the top, and
-    /// a cycle under `but not` does not make the subtraction false.
-    cycle: bool,
+    /// The `object#relation` nodes at which a cycle was cut below (the cycle heads). Such a
+    /// branch is undecided until its head completes: there it resolves to "no" (the least
+    /// fixpoint, and OpenFGA's answer for a cycle through `but not`).
+    cycle_heads: BTreeSet<(String, String)>,
+}
+
+impl Indeterminate {
+    /// Undecided only because of cycles, all of them already resolved.
+    fn resolved(&self) -> bool {
+        self.missing.is_empty()
+            && !self.depth
+            && self.errors.is_empty()
+            && self.cycle_heads.is_empty()
+    }
 }
 
 impl Indeterminate {
     fn merge(&mut self, other: &Indeterminate) {
         self.missing.extend(other.missing.iter().cloned());
         self.depth |= other.depth;
-        self.cycle |= other.cycle;
+        self.cycle_heads.extend(other.cycle_heads.iter().cloned());
         self.errors.extend(other.errors.iter().cloned());
     }
 }
 
 /// A branch's value. `Yes` and `No` are determinate (Kleene logic keeps them stable whatever
-/// an indeterminate input turns out to be), so they may be memoized; `Unknown` from a cycle or
-/// the depth limit may not.
+/// an indeterminate input turns out to be), so they may be memoized; `Unknown` from an
+/// unresolved cycle or the depth limit may not.
 #[derive(Debug, Clone)]
 enum Outcome {
     Yes(Arc<Witness>),
@@ -214,7 +225,8 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
             false
         }
         Outcome::No => true,
-        // Only a cycle was undecidable: OpenFGA answers "not allowed".
+        // Only cycles were undecided (cannot happen at the top, where every head has
+        // completed; kept so that such a result is a deny, never an allow).
         Outcome::Unknown { why }
             if why.missing.is_empty() && !why.depth && why.errors.is_empty() =>
         {
@@ -290,19 +302,25 @@ impl<'a> Evaluator<'a> {
             );
             return Outcome::Unknown {
                 why: Indeterminate {
-                    cycle: true,
+                    cycle_heads: BTreeSet::from([key]),
                     ..Default::default()
                 },
             };
         }
         self.visited += 1;
         self.stack.insert(key.clone());
-        let outcome = self.rewrite(object, def, &def.rewrite, depth);
+        let mut outcome = self.rewrite(object, def, &def.rewrite, depth);
         self.stack.remove(&key);
+        // This node is the head of the cycles cut at it: they add nothing here.
+        if let Outcome::Unknown { why } = &mut outcome {
+            if why.cycle_heads.remove(&key) && why.resolved() {
+                outcome = Outcome::No;
+            }
+        }
         let memoizable = match &outcome {
             Outcome::Yes(_) => true,
             Outcome::No => true,
-            Outcome::Unknown { why } => !why.cycle && !why.depth,
+            Outcome::Unknown { why } => why.cycle_heads.is_empty() && !why.depth,
         };
         if memoizable {
             self.memo.insert(key, outcome.clone());
