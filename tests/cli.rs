@@ -130,6 +130,14 @@ fn malformed_models_report_line_and_column() {
         ),
         ("model\n  schema 1.1\ntype doc\ntype doc\n", "line 3"),
         ("type user\n", "line 1"),
+        (
+            "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define a: [user] or b\n    define b: a\n",
+            "cycle",
+        ),
+        (
+            "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define a: [user] or a\n",
+            "line 6",
+        ),
         ("", "line 1"),
     ];
     for (i, (dsl, want)) in cases.iter().enumerate() {

@@ -93,6 +93,7 @@ impl TypeSystem {
     }
 
     pub fn new(model: Model, dsl: &str) -> Result<Self, CompileError> {
+        reject_computed_cycles(&model)?;
         let mut conditions = HashMap::new();
         for c in &model.conditions {
             conditions.insert(c.name.clone(), Arc::new(CompiledCondition::compile(c)?));
@@ -266,6 +267,61 @@ fn describe_user_form(user: &User, condition: Option<&str>) -> String {
     match condition {
         Some(c) => format!("{form} with {c}"),
         None => form,
+    }
+}
+
+/// OpenFGA's server-side rule (beyond the language package's checks): the relations of a type
+/// may not reference each other in a cycle of computed usersets (`define a: [user] or b`,
+/// `define b: a`, or `define a: [user] or a`) — "an authorization model cannot contain a cycle".
+/// Cycles through tuples (`[group#member]`, `x from parent`) are fine.
+fn reject_computed_cycles(model: &Model) -> Result<(), ModelErrors> {
+    fn computed<'a>(r: &'a Rewrite, out: &mut Vec<&'a str>) {
+        match r {
+            Rewrite::Computed(s) => out.push(s),
+            Rewrite::This | Rewrite::TupleToUserset { .. } => {}
+            Rewrite::Union(c) | Rewrite::Intersection(c) => c.iter().for_each(|c| computed(c, out)),
+            Rewrite::Exclusion { base, subtract } => {
+                computed(base, out);
+                computed(subtract, out);
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    for t in &model.types {
+        let mut graph = petgraph::graphmap::DiGraphMap::<&str, ()>::new();
+        for r in &t.relations {
+            graph.add_node(r.name.as_str());
+            let mut targets = Vec::new();
+            computed(&r.rewrite, &mut targets);
+            for s in targets {
+                graph.add_edge(r.name.as_str(), s, ());
+            }
+        }
+        for scc in petgraph::algo::tarjan_scc(&graph) {
+            let cyclic = scc.len() > 1 || scc.first().is_some_and(|n| graph.contains_edge(n, n));
+            if !cyclic {
+                continue;
+            }
+            // Report at the first relation of the cycle in declaration order.
+            if let Some(r) = t.relations.iter().find(|r| scc.contains(&r.name.as_str())) {
+                errors.push(super::ModelError {
+                    kind: super::ModelErrorKind::Semantic,
+                    message: format!(
+                        "the definition of relation '{}' in type '{}' is invalid: an authorization model cannot contain a cycle of computed relations ({})",
+                        r.name,
+                        t.name,
+                        scc.join(" → ")
+                    ),
+                    line: r.span.line,
+                    column: r.span.column,
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelErrors { errors })
     }
 }
 
