@@ -126,6 +126,16 @@ impl Any {
     }
 }
 
+/// `type#relation: rewrite`, the rule an explanation step cites.
+fn rule_text(object: &ObjectRef, def: &RelationDef, rewrite: &Rewrite) -> String {
+    format!(
+        "{}#{}: {}",
+        object.object_type,
+        def.name,
+        rewrite_to_dsl(rewrite, &def.directly_related)
+    )
+}
+
 /// Kleene conjunction of a tuple's condition and what follows it.
 fn both(condition: Outcome, then: impl FnOnce() -> Outcome) -> Outcome {
     match condition {
@@ -370,12 +380,7 @@ impl<'a> Evaluator<'a> {
                     Some(why) => Outcome::Unknown { why },
                     None => Outcome::Yes(Arc::new(Witness::Intersection {
                         at: at(),
-                        rule: format!(
-                            "{}#{}: {}",
-                            object.object_type,
-                            def.name,
-                            rewrite_to_dsl(rewrite, &def.directly_related)
-                        ),
+                        rule: rule_text(object, def, rewrite),
                         all,
                     })),
                 }
@@ -402,12 +407,7 @@ impl<'a> Evaluator<'a> {
                     }
                     (Outcome::Yes(w), Outcome::No) => Outcome::Yes(Arc::new(Witness::Exclusion {
                         at: at(),
-                        rule: format!(
-                            "{}#{}: {}",
-                            object.object_type,
-                            def.name,
-                            rewrite_to_dsl(rewrite, &def.directly_related)
-                        ),
+                        rule: rule_text(object, def, rewrite),
                         base: w,
                         excluded: rewrite_to_dsl(subtract, &def.directly_related),
                     })),
