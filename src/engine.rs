@@ -88,14 +88,24 @@ pub fn validate_request(
     Ok(())
 }
 
+/// A `list_objects` request: which objects of `object_type` does `user` have `relation` on?
+#[derive(Clone, Copy)]
+pub struct ListObjectsRequest<'a> {
+    pub user: &'a User,
+    pub relation: &'a str,
+    pub object_type: &'a str,
+    pub context: &'a serde_json::Map<String, serde_json::Value>,
+    pub contextual: &'a [crate::tuple::Tuple],
+}
+
 /// Every object of `object_type` that `user` has `relation` on: each candidate known to the
 /// snapshot (or named by a contextual tuple) is checked. Complete and correct; slow on large
 /// graphs (a later issue replaces it with bitmap evaluation).
 pub fn list_objects(
     view: View<'_>,
-    request: &CheckRequest<'_>,
-    object_type: &str,
+    request: &ListObjectsRequest<'_>,
 ) -> Result<Vec<ObjectRef>, EngineError> {
+    let object_type = request.object_type;
     validate_request(view.model, request.user, request.relation, object_type)?;
     let mut candidates: Vec<ObjectRef> = Vec::new();
     if let Some(t) = view.snapshot.name(object_type) {
@@ -129,9 +139,13 @@ pub fn list_objects(
         let r = check(
             view,
             &CheckRequest {
+                user: request.user,
+                relation: request.relation,
                 object: &object,
+                context: request.context,
+                contextual: request.contextual,
                 explain: false,
-                ..*request
+                max_depth: DEFAULT_MAX_DEPTH,
             },
         )?;
         if r.decision.allowed()? {

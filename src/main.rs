@@ -1,7 +1,7 @@
 //! The `clew` command line: argument parsing and output only; everything else is the library.
 
 use clap::{Args, Parser, Subcommand};
-use clew::engine::{self, CheckRequest, Decision, UserFilter};
+use clew::engine::{self, CheckRequest, Decision, ListObjectsRequest, UserFilter};
 use clew::service::Clew;
 use clew::testfile::{self, TupleMode};
 use clew::tuple::{ObjectRef, Tuple, TupleSpec, User};
@@ -171,18 +171,15 @@ fn run(cli: Cli) -> Res<ExitCode> {
             let user = User::parse(&user).map_err(|e| e.to_string())?;
             let context = parse_context(context.as_deref())?;
             let state = clew.state();
-            let placeholder = ObjectRef::new(object_type.clone(), "_");
-            let req = CheckRequest {
+            let req = ListObjectsRequest {
                 user: &user,
                 relation: &relation,
-                object: &placeholder,
+                object_type: &object_type,
                 context: &context,
                 contextual: &[],
-                explain: false,
-                max_depth: engine::DEFAULT_MAX_DEPTH,
             };
             let view = state.view().map_err(|e| e.to_string())?;
-            for o in engine::list_objects(view, &req, &object_type).map_err(|e| e.to_string())? {
+            for o in engine::list_objects(view, &req).map_err(|e| e.to_string())? {
                 println!("{o}");
             }
             Ok(ExitCode::SUCCESS)

@@ -138,7 +138,7 @@ impl Clew {
         self.state.store(Arc::new(State {
             revision,
             model: Some(ts),
-            index: Arc::new(Snapshot::clone(&current.index).apply(revision, &[], TUPLES_GRAPH)),
+            index: Arc::new(current.index.apply(revision, &[], TUPLES_GRAPH)),
         }));
         Ok((id, revision))
     }

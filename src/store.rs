@@ -19,7 +19,7 @@
 //! change in the store beyond the initial empty state is covered by a logged revision.
 
 use crate::index::{Change, TupleChange};
-use crate::iri::{self, IMPORTED_GRAPH, IriMapper, LOG_GRAPH, MODELS_GRAPH, NS, TUPLES_GRAPH};
+use crate::iri::{self, IriMapper, LOG_GRAPH, MODELS_GRAPH, NS, TUPLES_GRAPH};
 use crate::model::typesystem::{TypeSystem, restriction_to_dsl, rewrite_to_dsl};
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
 use oxigraph::model::vocab::{rdf, xsd};
@@ -606,9 +606,4 @@ fn urlish(s: &str) -> String {
         }
     }
     out
-}
-
-/// The graph IRI used for tuples imported as pre-existing data.
-pub fn imported_graph() -> Arc<str> {
-    Arc::from(IMPORTED_GRAPH)
 }

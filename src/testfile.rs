@@ -6,7 +6,7 @@
 //! `description` carries `expect_error_code=N` (the conformance suite's convention) passes
 //! only if each of its requests is rejected with that OpenFGA error code.
 
-use crate::engine::{self, CheckRequest, EngineError, UserFilter};
+use crate::engine::{self, CheckRequest, EngineError, ListObjectsRequest, UserFilter};
 use crate::iri::IMPORTED_GRAPH;
 use crate::service::{Clew, ServiceError};
 use crate::tuple::{ObjectRef, Tuple, TupleSpec, User};
@@ -352,21 +352,17 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
             let outcome = (|| {
                 let user = User::parse(&c.user)
                     .map_err(|e| ServiceError::Engine(EngineError::InvalidUser(e.to_string())))?;
-                let placeholder = ObjectRef::new(c.object_type.clone(), "_");
-                let req = CheckRequest {
+                let req = ListObjectsRequest {
                     user: &user,
                     relation,
-                    object: &placeholder,
+                    object_type: &c.object_type,
                     context: &c.context,
                     contextual: &[],
-                    explain: false,
-                    max_depth: engine::DEFAULT_MAX_DEPTH,
                 };
-                let got: BTreeSet<String> =
-                    engine::list_objects(state.view()?, &req, &c.object_type)?
-                        .into_iter()
-                        .map(|o| o.to_string())
-                        .collect();
+                let got: BTreeSet<String> = engine::list_objects(state.view()?, &req)?
+                    .into_iter()
+                    .map(|o| o.to_string())
+                    .collect();
                 let want: BTreeSet<String> = expected.iter().cloned().collect();
                 Ok(if got == want {
                     Ok(())

@@ -4,7 +4,7 @@
 //! path of stored triples that reproduces the decision on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use clew::engine::{self, CheckRequest, Decision, EngineError, UserFilter};
+use clew::engine::{self, CheckRequest, Decision, EngineError, ListObjectsRequest, UserFilter};
 use clew::iri::IMPORTED_GRAPH;
 use clew::model::TypeSystem;
 use clew::reference::{Reference, Tri};
@@ -281,15 +281,12 @@ fn engine_agrees_with_the_reference_on_random_models() {
                         );
                     }
                     // list_objects ⇔ check, when every check is decided.
-                    let placeholder = ObjectRef::new("res", "_");
-                    let req = CheckRequest {
+                    let req = ListObjectsRequest {
                         user: &user,
                         relation: &relation,
-                        object: &placeholder,
+                        object_type: "res",
                         context: &context,
                         contextual: &[],
-                        explain: false,
-                        max_depth: engine::DEFAULT_MAX_DEPTH,
                     };
                     let decided: Vec<(String, Tri)> = (0..4)
                         .map(|o| {
@@ -300,7 +297,7 @@ fn engine_agrees_with_the_reference_on_random_models() {
                             )
                         })
                         .collect();
-                    match engine::list_objects(view, &req, "res") {
+                    match engine::list_objects(view, &req) {
                         Ok(list) => {
                             let got: Vec<String> = list.iter().map(|o| o.to_string()).collect();
                             for (o, t) in &decided {

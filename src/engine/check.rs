@@ -136,12 +136,19 @@ fn rule_text(object: &ObjectRef, def: &RelationDef, rewrite: &Rewrite) -> String
     )
 }
 
+/// A tuple's condition, evaluated (a tuple without one is `Met`).
+enum Cond {
+    Met,
+    NotMet,
+    Unknown(Indeterminate),
+}
+
 /// Kleene conjunction of a tuple's condition and what follows it.
-fn both(condition: Outcome, then: impl FnOnce() -> Outcome) -> Outcome {
+fn both(condition: Cond, then: impl FnOnce() -> Outcome) -> Outcome {
     match condition {
-        Outcome::No => Outcome::No,
-        Outcome::Yes(_) => then(),
-        Outcome::Unknown { mut why } => match then() {
+        Cond::NotMet => Outcome::No,
+        Cond::Met => then(),
+        Cond::Unknown(mut why) => match then() {
             Outcome::No => Outcome::No,
             Outcome::Yes(_) => Outcome::Unknown { why },
             Outcome::Unknown { why: w2 } => {
@@ -425,28 +432,25 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates a tuple's condition against the request context.
-    fn condition(&self, condition: &TupleCondition) -> Outcome {
+    /// Evaluates a tuple's condition (if any) against the request context.
+    fn condition(&self, condition: Option<&TupleCondition>) -> Cond {
+        let Some(condition) = condition else {
+            return Cond::Met;
+        };
         let Some(compiled) = self.view.model.condition(&condition.name) else {
-            return Outcome::No;
+            return Cond::NotMet;
         };
         match compiled.evaluate(Some(&condition.context), self.context) {
-            Ok(ConditionOutcome::Met) => {
-                Outcome::Yes(Arc::new(Witness::SelfUserset { at: String::new() }))
-            }
-            Ok(ConditionOutcome::NotMet) => Outcome::No,
-            Ok(ConditionOutcome::Missing(names)) => Outcome::Unknown {
-                why: Indeterminate {
-                    missing: names.into_iter().collect(),
-                    ..Default::default()
-                },
-            },
-            Err(e) => Outcome::Unknown {
-                why: Indeterminate {
-                    errors: vec![e.to_string()],
-                    ..Default::default()
-                },
-            },
+            Ok(ConditionOutcome::Met) => Cond::Met,
+            Ok(ConditionOutcome::NotMet) => Cond::NotMet,
+            Ok(ConditionOutcome::Missing(names)) => Cond::Unknown(Indeterminate {
+                missing: names.into_iter().collect(),
+                ..Default::default()
+            }),
+            Err(e) => Cond::Unknown(Indeterminate {
+                errors: vec![e.to_string()],
+                ..Default::default()
+            }),
         }
     }
 
@@ -465,15 +469,14 @@ impl<'a> Evaluator<'a> {
         };
         if let (Some(o), Some(r)) = (snap.object(&object.to_string()), snap.name(&def.name)) {
             if let Some(edges) = snap.edges(o, r) {
+                // Unconditional concrete users are not enumerated: `direct` answers them with
+                // one bitmap probe.
                 let Edges {
-                    direct,
                     wildcards,
                     usersets,
                     conditional,
+                    ..
                 } = edges;
-                // Concrete users are only enumerated here for the user's own type (the direct
-                // match is answered from the bitmap in `direct`), so this stays cheap.
-                let _ = direct;
                 for t in wildcards {
                     let user = User::Wildcard(snap.name_str(*t).to_string());
                     out.push((user, None, graph_of(o, r, UserRef::Wildcard(*t))));
@@ -583,18 +586,14 @@ impl<'a> Evaluator<'a> {
             if !matches {
                 continue;
             }
-            let c = match condition {
-                Some(c) => self.condition(c),
-                None => Outcome::Yes(Arc::new(Witness::SelfUserset { at: String::new() })),
-            };
-            let o = match c {
-                Outcome::Yes(_) => Outcome::Yes(Arc::new(Witness::Tuple {
+            let o = match self.condition(condition.as_deref()) {
+                Cond::Met => Outcome::Yes(Arc::new(Witness::Tuple {
                     tuple: key(user),
                     condition: condition.as_ref().map(|c| c.name.clone()),
                     source: source.clone(),
                     rule: rule(),
                 })),
-                other => {
+                not_met => {
                     if let Some(c) = condition {
                         let name = c.name.clone();
                         self.note(
@@ -603,7 +602,10 @@ impl<'a> Evaluator<'a> {
                             || format!("the tuple {}'s condition '{name}' is not met", key(user)),
                         );
                     }
-                    other
+                    match not_met {
+                        Cond::Unknown(why) => Outcome::Unknown { why },
+                        _ => Outcome::No,
+                    }
                 }
             };
             if let Some(w) = any.add(o) {
@@ -618,11 +620,8 @@ impl<'a> Evaluator<'a> {
             if user == self.user {
                 continue; // matched exactly above
             }
-            let c = match condition {
-                Some(c) => self.condition(c),
-                None => Outcome::Yes(Arc::new(Witness::SelfUserset { at: String::new() })),
-            };
-            let o = both(c, || match self.userset_member(uo, ur, depth) {
+            let c = self.condition(condition.as_deref());
+            let o = both(c, || match self.relation(uo, ur, depth + 1) {
                 Outcome::Yes(then) => Outcome::Yes(Arc::new(Witness::Userset {
                     tuple: key(user),
                     condition: condition.as_ref().map(|c| c.name.clone()),
@@ -652,11 +651,6 @@ impl<'a> Evaluator<'a> {
         any.finish()
     }
 
-    /// Is the user in the userset `uo#ur`? (The userset itself counts.)
-    fn userset_member(&mut self, uo: &ObjectRef, ur: &str, depth: u32) -> Outcome {
-        self.relation(uo, ur, depth + 1)
-    }
-
     fn tuple_to_userset(
         &mut self,
         object: &ObjectRef,
@@ -679,10 +673,7 @@ impl<'a> Evaluator<'a> {
             if model.relation(&parent.object_type, computed).is_none() {
                 continue;
             }
-            let c = match condition {
-                Some(c) => self.condition(c),
-                None => Outcome::Yes(Arc::new(Witness::SelfUserset { at: String::new() })),
-            };
+            let c = self.condition(condition.as_deref());
             let o = both(c, || match self.relation(parent, computed, depth + 1) {
                 Outcome::Yes(then) => Outcome::Yes(Arc::new(Witness::TupleToUserset {
                     tuple: TupleKey {

@@ -109,14 +109,6 @@ impl Explanation {
         flatten(w, iris, &mut path);
         Self { path }
     }
-
-    /// The tuples the path reads (stored and contextual), in path order.
-    pub fn tuples(&self) -> Vec<&str> {
-        self.path
-            .iter()
-            .filter_map(|s| s.tuple.as_deref())
-            .collect()
-    }
 }
 
 fn tuple_step(
