@@ -17,11 +17,12 @@
 
 pub mod check;
 pub mod explain;
+pub mod reach;
 
 pub use check::{CheckRequest, CheckResult, Decision, check};
 pub use explain::{DenyTrace, Explanation, PathStep, Triple};
 
-use crate::index::{Snapshot, UserRef};
+use crate::index::{Change, Obj, Snapshot, TupleChange, UserRef};
 use crate::model::TypeSystem;
 use crate::tuple::{ObjectRef, User};
 use std::collections::{BTreeSet, HashSet};
@@ -46,6 +47,8 @@ pub enum EngineError {
     Condition(String),
     #[error("invalid contextual tuple: {0}")]
     ContextualTuple(String),
+    #[error("bottom-up evaluation did not converge within {0} rounds")]
+    NotConverged(u32),
 }
 
 /// The graph an evaluation reads: a snapshot and the model it is interpreted under.
@@ -88,25 +91,245 @@ pub fn validate_request(
     Ok(())
 }
 
-/// A `list_objects` request: which objects of `object_type` does `user` have `relation` on?
+/// A `lookup` request: which objects of `object_type` does `user` have `relation` on?
 #[derive(Clone, Copy)]
-pub struct ListObjectsRequest<'a> {
+pub struct LookupRequest<'a> {
     pub user: &'a User,
     pub relation: &'a str,
     pub object_type: &'a str,
     pub context: &'a serde_json::Map<String, serde_json::Value>,
     pub contextual: &'a [crate::tuple::Tuple],
+    pub max_depth: u32,
 }
 
-/// Every object of `object_type` that `user` has `relation` on: each candidate known to the
-/// snapshot (or named by a contextual tuple) is checked. Complete and correct; slow on large
-/// graphs (a later issue replaces it with bitmap evaluation).
-pub fn list_objects(
-    view: View<'_>,
-    request: &ListObjectsRequest<'_>,
-) -> Result<Vec<ObjectRef>, EngineError> {
+/// How a bulk answer was computed (reported in response metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Bottom-up bitmap evaluation for the subject.
+    Bitmap,
+    /// Bitmap evaluation whose depth bound reached the request's depth limit, so every
+    /// candidate it found was confirmed by a depth-limited check (exactly `check`'s answer).
+    BitmapVerified,
+    /// A result bitmap cached for this subject, still valid at the read revision.
+    CachedBitmap,
+    /// One top-down check per candidate.
+    Checks,
+}
+
+/// What a bulk evaluation did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BulkStats {
+    pub strategy: Strategy,
+    /// Bound on the hops any answer needed (bitmap strategies).
+    pub depth_bound: u32,
+    pub node_evaluations: u32,
+    pub rounds: u32,
+    pub condition_evaluations: u32,
+    /// Top-down checks run (for undecided objects, verification, or the `checks` strategy).
+    pub checks: u32,
+}
+
+impl BulkStats {
+    fn checks(n: u32) -> Self {
+        Self {
+            strategy: Strategy::Checks,
+            depth_bound: 0,
+            node_evaluations: 0,
+            rounds: 0,
+            condition_evaluations: 0,
+            checks: n,
+        }
+    }
+}
+
+/// The objects a subject has a relation on, as ids of [`Lookup::snapshot`].
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// Objects on which the relation holds.
+    pub allowed: roaring::RoaringBitmap,
+    /// Objects whose answer depends on missing context: (object, the parameters missing).
+    pub conditional: Vec<(Obj, Vec<String>)>,
+    /// The snapshot the ids belong to when the request needed objects the store does not hold
+    /// (contextual tuples, a userset subject on a new object); `None`: the request's snapshot.
+    pub overlay: Option<std::sync::Arc<Snapshot>>,
+    pub stats: BulkStats,
+}
+
+impl Lookup {
+    /// The snapshot that resolves this result's ids.
+    pub fn snapshot<'s>(&'s self, base: &'s Snapshot) -> &'s Snapshot {
+        self.overlay.as_deref().unwrap_or(base)
+    }
+
+    /// The allowed objects, in id order.
+    pub fn objects(&self, base: &Snapshot) -> Vec<ObjectRef> {
+        let snap = self.snapshot(base);
+        self.allowed
+            .iter()
+            .filter_map(|o| ObjectRef::parse(snap.object_str(o)).ok())
+            .collect()
+    }
+
+    /// For yes/no callers (OpenFGA's ListObjects): an object that depends on missing context
+    /// makes the whole answer an error naming the parameters, never a silent omission.
+    pub fn require_decided(&self) -> Result<(), EngineError> {
+        let mut missing: BTreeSet<String> = BTreeSet::new();
+        for (_, m) in &self.conditional {
+            missing.extend(m.iter().cloned());
+        }
+        if self.conditional.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Condition(format!(
+                "missing context parameters: {}",
+                missing.into_iter().collect::<Vec<_>>().join(", ")
+            )))
+        }
+    }
+}
+
+/// Validates a request's contextual tuples against the model.
+pub fn validate_contextual(
+    model: &TypeSystem,
+    contextual: &[crate::tuple::Tuple],
+) -> Result<(), EngineError> {
+    for t in contextual {
+        model
+            .validate_tuple(t)
+            .map_err(|e| EngineError::ContextualTuple(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The snapshot a bulk request evaluates over: the stored one, or (when the request names
+/// objects the store lacks, or brings contextual tuples) a private overlay with them added.
+/// `Err(())` when a contextual tuple repeats a stored or another contextual tuple's key (the
+/// overlay could not represent both), so the caller answers by checks instead.
+pub(crate) fn overlay(
+    snap: &Snapshot,
+    user: &User,
+    contextual: &[crate::tuple::Tuple],
+) -> Result<Option<Snapshot>, ()> {
+    let mut new_objects = Vec::new();
+    if let User::Userset(o, _) = user {
+        if snap.object(&o.to_string()).is_none() {
+            new_objects.push(o);
+        }
+    }
+    if contextual.is_empty() && new_objects.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = HashSet::new();
+    for t in contextual {
+        if snap.contains_key(&t.key()) || !keys.insert(t.key()) {
+            return Err(());
+        }
+    }
+    let next = snap.with_objects(&new_objects);
+    let graph: std::sync::Arc<str> = std::sync::Arc::from(CONTEXTUAL_GRAPH);
+    let changes: Vec<TupleChange> = contextual
+        .iter()
+        .map(|t| TupleChange {
+            change: Change::Add,
+            tuple: t.clone(),
+            graph: graph.clone(),
+        })
+        .collect();
+    Ok(Some(next.apply(
+        snap.revision,
+        &changes,
+        crate::iri::TUPLES_GRAPH,
+    )))
+}
+
+/// The pseudo-graph contextual tuples are filed under in an overlay snapshot.
+pub const CONTEXTUAL_GRAPH: &str = "urn:clew:contextual";
+
+/// Every object of `object_type` that `user` has `relation` on, by bottom-up bitmap
+/// evaluation; complete (no limit: callers page the result). Objects left undecided by the
+/// bitmaps (missing context, cycles) and, when the depth bound reaches the request's depth
+/// limit, every object found, are confirmed by `check`, so the answer is `check`'s exactly.
+pub fn lookup(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, EngineError> {
+    validate_request(
+        view.model,
+        request.user,
+        request.relation,
+        request.object_type,
+    )?;
+    validate_contextual(view.model, request.contextual)?;
+    let overlay = match overlay(view.snapshot, request.user, request.contextual) {
+        Ok(o) => o.map(std::sync::Arc::new),
+        Err(()) => return lookup_by_checks(view, request),
+    };
+    let snap = overlay.as_deref().unwrap_or(view.snapshot);
+    let eval_view = View {
+        snapshot: snap,
+        model: view.model,
+    };
+    let r = reach::reach(
+        eval_view,
+        request.user,
+        request.relation,
+        request.object_type,
+        request.context,
+    )?;
+    let verify = r.depth_bound >= request.max_depth;
+    let mut stats = BulkStats {
+        strategy: if verify {
+            Strategy::BitmapVerified
+        } else {
+            Strategy::Bitmap
+        },
+        depth_bound: r.depth_bound,
+        node_evaluations: r.node_evaluations,
+        rounds: r.rounds,
+        condition_evaluations: r.condition_evaluations,
+        checks: 0,
+    };
+    let (mut allowed, to_check) = if verify {
+        (roaring::RoaringBitmap::new(), r.sets.maybe())
+    } else {
+        (r.sets.yes, r.sets.undecided)
+    };
+    let mut conditional = Vec::new();
+    for o in &to_check {
+        let Ok(object) = ObjectRef::parse(snap.object_str(o)) else {
+            continue;
+        };
+        stats.checks += 1;
+        let c = check(
+            view,
+            &CheckRequest {
+                user: request.user,
+                relation: request.relation,
+                object: &object,
+                context: request.context,
+                contextual: request.contextual,
+                explain: false,
+                max_depth: request.max_depth,
+            },
+        )?;
+        match c.decision {
+            Decision::Allowed => {
+                allowed.insert(o);
+            }
+            Decision::Denied => {}
+            Decision::Conditional { missing } => conditional.push((o, missing)),
+        }
+    }
+    Ok(Lookup {
+        allowed,
+        conditional,
+        overlay,
+        stats,
+    })
+}
+
+/// The `checks` strategy for a whole lookup: every candidate object known to the snapshot (or
+/// named by a contextual tuple) is checked. Used when contextual tuples repeat stored keys.
+fn lookup_by_checks(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, EngineError> {
     let object_type = request.object_type;
-    validate_request(view.model, request.user, request.relation, object_type)?;
     let mut candidates: Vec<ObjectRef> = Vec::new();
     if let Some(t) = view.snapshot.name(object_type) {
         if let Some(objects) = view.snapshot.objects_of_type(t) {
@@ -134,7 +357,9 @@ pub fn list_objects(
     }
     candidates.sort();
     candidates.dedup();
-    let mut out = Vec::new();
+    let mut allowed = Vec::new();
+    let mut conditional = Vec::new();
+    let n = candidates.len();
     for object in candidates {
         let r = check(
             view,
@@ -145,14 +370,33 @@ pub fn list_objects(
                 context: request.context,
                 contextual: request.contextual,
                 explain: false,
-                max_depth: DEFAULT_MAX_DEPTH,
+                max_depth: request.max_depth,
             },
         )?;
-        if r.decision.allowed()? {
-            out.push(object);
+        match r.decision {
+            Decision::Allowed => allowed.push(object),
+            Decision::Denied => {}
+            Decision::Conditional { missing } => conditional.push((object, missing)),
         }
     }
-    Ok(out)
+    // Resolve into an overlay that holds every candidate, so ids are meaningful.
+    let objects: Vec<&ObjectRef> = allowed
+        .iter()
+        .chain(conditional.iter().map(|(o, _)| o))
+        .collect();
+    let snap = view.snapshot.with_objects(&objects);
+    let ids = |o: &ObjectRef| snap.object(&o.to_string());
+    let allowed_ids = allowed.iter().filter_map(ids).collect();
+    let conditional_ids = conditional
+        .iter()
+        .filter_map(|(o, m)| ids(o).map(|id| (id, m.clone())))
+        .collect();
+    Ok(Lookup {
+        allowed: allowed_ids,
+        conditional: conditional_ids,
+        overlay: Some(std::sync::Arc::new(snap)),
+        stats: BulkStats::checks(u32::try_from(n).unwrap_or(u32::MAX)),
+    })
 }
 
 fn user_object(u: &User) -> Option<&ObjectRef> {

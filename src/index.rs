@@ -5,9 +5,18 @@
 //! with [`Snapshot::apply`], which shares every untouched part with its parent (persistent hash
 //! maps from `imbl`), so a write costs O(changed tuples × log n), never a rebuild.
 //!
+//! Two adjacency directions are kept: forward, (object, relation) → its direct users (what a
+//! top-down `check` reads), and reverse, (object type, relation, user) → the objects that user
+//! is directly related to (what bottom-up bitmap evaluation reads: `lookup`, `filter`).
+//! The snapshot also records, per (object type, relation) and per concrete user, the last
+//! revision that changed a tuple there, so that caches of derived results can tell whether a
+//! write since they were computed could have changed them (see `engine::reach`).
+//!
 //! Invariants (checked by [`Snapshot::validate`]): every object symbol has a type; every
 //! symbol in an edge list is interned; an edge list is never stored empty; a tuple key appears in
-//! at most one place of its edge list (plain bitmap, wildcard, userset or conditional).
+//! at most one place of its edge list (plain bitmap, wildcard, userset or conditional); the
+//! reverse index is exactly the transpose of the forward one (plain edges in `reverse`,
+//! conditional edges in `reverse_conditional`), and neither holds an empty entry.
 
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
 use roaring::RoaringBitmap;
@@ -163,6 +172,9 @@ impl Edges {
     }
 }
 
+/// The reverse-index key: (object type, relation, user).
+pub type RevKey = (Name, Name, UserRef);
+
 /// Whether a change adds or removes a tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -191,7 +203,29 @@ pub struct Snapshot {
     by_type: imbl::HashMap<Name, Arc<RoaringBitmap>>,
     /// The named graph of a tuple whose triple is not in the default tuple graph.
     origins: imbl::HashMap<(Obj, Name, UserRef), Name>,
+    /// Unconditional edges by user: (object type, relation, user) → objects.
+    reverse: imbl::HashMap<RevKey, Arc<RoaringBitmap>>,
+    /// Conditional edges by user: (object type, relation, user) → (object, condition), sorted
+    /// by object.
+    reverse_conditional: imbl::HashMap<RevKey, Arc<Vec<(Obj, Arc<TupleCondition>)>>>,
+    /// (object type, relation) → the last revision that changed any tuple there.
+    relation_writes: imbl::HashMap<(Name, Name), u64>,
+    /// (object type, relation) → the last revision that changed a tuple there whose user is a
+    /// wildcard or a userset (a change that can affect every subject).
+    set_writes: imbl::HashMap<(Name, Name), u64>,
+    /// Concrete user → the last revision that changed a tuple naming it as the user.
+    subject_writes: imbl::HashMap<Obj, u64>,
     tuple_count: u64,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("revision", &self.revision)
+            .field("tuples", &self.tuple_count)
+            .field("objects", &self.objects.len())
+            .finish()
+    }
 }
 
 impl Snapshot {
@@ -243,6 +277,119 @@ impl Snapshot {
 
     pub fn tuple_count(&self) -> u64 {
         self.tuple_count
+    }
+
+    /// The objects of type `object_type` that `user` is directly and unconditionally related
+    /// to by `relation`.
+    pub fn reverse(
+        &self,
+        object_type: Name,
+        relation: Name,
+        user: UserRef,
+    ) -> Option<&RoaringBitmap> {
+        self.reverse
+            .get(&(object_type, relation, user))
+            .map(|b| &**b)
+    }
+
+    /// The conditional edges from `user` by `relation` to objects of `object_type`.
+    pub fn reverse_conditional(
+        &self,
+        object_type: Name,
+        relation: Name,
+        user: UserRef,
+    ) -> &[(Obj, Arc<TupleCondition>)] {
+        self.reverse_conditional
+            .get(&(object_type, relation, user))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The last revision that changed a tuple on `object_type#relation` (0: never).
+    pub fn relation_written(&self, object_type: Name, relation: Name) -> u64 {
+        self.relation_writes
+            .get(&(object_type, relation))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The last revision that changed a wildcard or userset tuple on `object_type#relation`.
+    pub fn set_written(&self, object_type: Name, relation: Name) -> u64 {
+        self.set_writes
+            .get(&(object_type, relation))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The last revision that changed a tuple whose user is the concrete object `user`.
+    pub fn subject_written(&self, user: Obj) -> u64 {
+        self.subject_writes.get(&user).copied().unwrap_or(0)
+    }
+
+    /// Whether a tuple with this key is stored (in any form: plain or conditional).
+    pub fn contains_key(&self, key: &crate::tuple::TupleKey) -> bool {
+        let (Some(o), Some(r)) = (
+            self.object(&key.object.to_string()),
+            self.name(&key.relation),
+        ) else {
+            return false;
+        };
+        let Some(edges) = self.edges(o, r) else {
+            return false;
+        };
+        let user = match &key.user {
+            User::Object(u) => match self.object(&u.to_string()) {
+                Some(u) => UserRef::Object(u),
+                None => return false,
+            },
+            User::Userset(u, ur) => match (self.object(&u.to_string()), self.name(ur)) {
+                (Some(u), Some(ur)) => UserRef::Userset(u, ur),
+                _ => return false,
+            },
+            User::Wildcard(t) => match self.name(t) {
+                Some(t) => UserRef::Wildcard(t),
+                None => return false,
+            },
+        };
+        let plain = match user {
+            UserRef::Object(u) => edges.direct.iter().any(|(_, b)| b.contains(u)),
+            UserRef::Wildcard(w) => edges.wildcards.contains(&w),
+            UserRef::Userset(uo, ur) => edges.usersets.contains(&(uo, ur)),
+        };
+        plain || edges.conditional.iter().any(|e| e.user == user)
+    }
+
+    /// This snapshot with `objects` interned (for evaluating a request that names objects the
+    /// store has never seen). Shares everything else.
+    pub fn with_objects(&self, objects: &[&ObjectRef]) -> Snapshot {
+        let mut next = self.clone();
+        for o in objects {
+            next.intern_object(o);
+        }
+        next
+    }
+
+    /// An estimate of the heap bytes the relationship structures use (edges, reverse edges,
+    /// bitmaps; not the interned strings), for reporting.
+    pub fn edge_bytes_estimate(&self) -> u64 {
+        // Persistent hash maps cost roughly their entry plus a pointer-sized node share.
+        const ENTRY: u64 = 16;
+        let mut bytes = 0u64;
+        for (_, e) in self.edges.iter() {
+            bytes += ENTRY + 8 + 16 + std::mem::size_of::<Edges>() as u64;
+            for (_, b) in &e.direct {
+                bytes += 32 + b.serialized_size() as u64;
+            }
+            bytes += (e.wildcards.len() * 4 + e.usersets.len() * 8) as u64;
+            bytes += (e.conditional.len() * std::mem::size_of::<ConditionalEdge>()) as u64;
+        }
+        for (_, b) in self.reverse.iter() {
+            bytes += ENTRY + 16 + 16 + 24 + b.serialized_size() as u64;
+        }
+        for (_, v) in self.reverse_conditional.iter() {
+            bytes += ENTRY + 16 + 16 + 24 + (v.len() * 16) as u64;
+        }
+        bytes
     }
 
     /// Every stored tuple, in no particular order (for export and the slow reference paths).
@@ -340,12 +487,28 @@ impl Snapshot {
         let relation = self.names.intern(&c.tuple.relation);
         let (user, user_type) = self.intern_user(&c.tuple.user);
         let key = (object, relation);
+        let object_type = self.object_type(object).unwrap_or(0);
+        let rev_key = (object_type, relation, user);
+        let revision = self.revision;
+        self.relation_writes
+            .insert((object_type, relation), revision);
+        match user {
+            UserRef::Object(u) => {
+                self.subject_writes.insert(u, revision);
+            }
+            UserRef::Userset(..) | UserRef::Wildcard(_) => {
+                self.set_writes.insert((object_type, relation), revision);
+            }
+        }
+        self.reverse_remove(rev_key, object);
         match c.change {
             Change::Add => {
+                let condition = c.tuple.condition.clone().map(Arc::new);
+                self.reverse_add(rev_key, object, condition.clone());
                 let edges = self.edges.entry(key).or_default();
                 let edges = Arc::make_mut(edges);
                 let before = edges.len();
-                edges.insert(user, user_type, c.tuple.condition.clone().map(Arc::new));
+                edges.insert(user, user_type, condition);
                 self.tuple_count += edges.len() - before;
                 if &*c.graph != default_graph {
                     let g = self.names.intern(&c.graph);
@@ -367,6 +530,50 @@ impl Snapshot {
                     self.edges.remove(&key);
                 }
                 self.origins.remove(&(object, relation, user));
+            }
+        }
+    }
+
+    fn reverse_remove(&mut self, key: RevKey, object: Obj) {
+        let mut empty = false;
+        if let Some(bits) = self.reverse.get_mut(&key) {
+            if bits.contains(object) {
+                let bits = Arc::make_mut(bits);
+                bits.remove(object);
+                empty = bits.is_empty();
+            }
+        }
+        if empty {
+            self.reverse.remove(&key);
+        }
+        let mut empty = false;
+        if let Some(list) = self.reverse_conditional.get_mut(&key) {
+            if let Ok(i) = list.binary_search_by_key(&object, |(o, _)| *o) {
+                let list = Arc::make_mut(list);
+                list.remove(i);
+                empty = list.is_empty();
+            }
+        }
+        if empty {
+            self.reverse_conditional.remove(&key);
+        }
+    }
+
+    fn reverse_add(&mut self, key: RevKey, object: Obj, condition: Option<Arc<TupleCondition>>) {
+        match condition {
+            None => {
+                Arc::make_mut(self.reverse.entry(key).or_default()).insert(object);
+            }
+            Some(c) => {
+                let list = Arc::make_mut(self.reverse_conditional.entry(key).or_default());
+                match list.binary_search_by_key(&object, |(o, _)| *o) {
+                    Ok(i) => {
+                        if let Some(slot) = list.get_mut(i) {
+                            *slot = (object, c);
+                        }
+                    }
+                    Err(i) => list.insert(i, (object, c)),
+                }
             }
         }
     }
@@ -405,6 +612,60 @@ impl Snapshot {
                 }
             }
             count += edges.len();
+        }
+        // The reverse index is the transpose of the forward one.
+        let mut reverse_count = 0u64;
+        for ((t, r, user), bits) in self.reverse.iter() {
+            if bits.is_empty() {
+                return Err(format!("empty reverse entry ({t}, {r}, {user:?})"));
+            }
+            for o in bits.iter() {
+                if self.object_type(o) != Some(*t) {
+                    return Err(format!(
+                        "reverse entry ({t}, {r}, {user:?}) holds {o} of another type"
+                    ));
+                }
+                let Some(edges) = self.edges(o, *r) else {
+                    return Err(format!("reverse edge {o}#{r}@{user:?} has no forward edge"));
+                };
+                let present = match user {
+                    UserRef::Object(u) => edges.direct.iter().any(|(_, b)| b.contains(*u)),
+                    UserRef::Wildcard(w) => edges.wildcards.contains(w),
+                    UserRef::Userset(uo, ur) => edges.usersets.contains(&(*uo, *ur)),
+                };
+                if !present {
+                    return Err(format!(
+                        "reverse edge {o}#{r}@{user:?} has no plain forward edge"
+                    ));
+                }
+                reverse_count += 1;
+            }
+        }
+        for ((t, r, user), list) in self.reverse_conditional.iter() {
+            if list.is_empty() {
+                return Err(format!(
+                    "empty conditional reverse entry ({t}, {r}, {user:?})"
+                ));
+            }
+            for (o, c) in list.iter() {
+                let ok = self.object_type(*o) == Some(*t)
+                    && self.edges(*o, *r).is_some_and(|e| {
+                        e.conditional
+                            .iter()
+                            .any(|e| e.user == *user && e.condition == *c)
+                    });
+                if !ok {
+                    return Err(format!(
+                        "conditional reverse edge {o}#{r}@{user:?} has no forward edge"
+                    ));
+                }
+                reverse_count += 1;
+            }
+        }
+        if reverse_count != count {
+            return Err(format!(
+                "{count} forward edges but {reverse_count} reverse edges"
+            ));
         }
         if count != self.tuple_count {
             return Err(format!(

@@ -1,8 +1,9 @@
 //! The `clew` command line: argument parsing and output only; everything else is the library.
 
 use clap::{Args, Parser, Subcommand};
-use clew::engine::{self, CheckRequest, Decision, ListObjectsRequest, UserFilter};
+use clew::engine::{self, CheckRequest, Decision, LookupRequest, UserFilter};
 use clew::service::Clew;
+use clew::service::bulk::{Consistency, PageRequest};
 use clew::testfile::{self, TupleMode};
 use clew::tuple::{ObjectRef, Tuple, TupleSpec, User};
 use serde_json::{Map, Value, json};
@@ -47,6 +48,15 @@ enum Command {
         object_type: String,
         #[arg(long)]
         context: Option<String>,
+        /// Most objects per page (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Continue from a cursor printed by an earlier page.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Print JSON (objects, truncated, cursor, revision, stats).
+        #[arg(long)]
+        json: bool,
     },
     /// Who has the relation on an object: OBJECT RELATION USER_TYPE[#relation].
     Subjects {
@@ -166,21 +176,56 @@ fn run(cli: Cli) -> Res<ExitCode> {
             relation,
             object_type,
             context,
+            limit,
+            cursor,
+            json,
         } => {
             let clew = open_source(&source)?;
             let user = User::parse(&user).map_err(|e| e.to_string())?;
             let context = parse_context(context.as_deref())?;
-            let state = clew.state();
-            let req = ListObjectsRequest {
+            let req = LookupRequest {
                 user: &user,
                 relation: &relation,
                 object_type: &object_type,
                 context: &context,
                 contextual: &[],
+                max_depth: engine::DEFAULT_MAX_DEPTH,
             };
-            let view = state.view().map_err(|e| e.to_string())?;
-            for o in engine::list_objects(view, &req).map_err(|e| e.to_string())? {
-                println!("{o}");
+            let page = clew
+                .lookup(&req, &PageRequest { limit, cursor }, Consistency::Latest)
+                .map_err(|e| e.to_string())?;
+            if json {
+                let mut out = serde_json::to_value(&page).map_err(|e| e.to_string())?;
+                out["conditional"] = json!(
+                    page.conditional
+                        .iter()
+                        .map(|(o, m)| json!({"object": o.to_string(), "missing": m}))
+                        .collect::<Vec<_>>()
+                );
+                out["objects"] = json!(
+                    page.objects
+                        .iter()
+                        .map(|o| o.to_string())
+                        .collect::<Vec<_>>()
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+                );
+            } else {
+                for o in &page.objects {
+                    println!("{o}");
+                }
+                for (o, m) in &page.conditional {
+                    println!("{o}  (conditional: missing {})", m.join(", "));
+                }
+                if let Some(c) = &page.cursor {
+                    eprintln!(
+                        "truncated: {} of {} shown; next page: --cursor {c}",
+                        page.objects.len(),
+                        page.total
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -12,6 +12,7 @@
 
 pub mod ast;
 mod parser;
+pub mod plan;
 pub mod typesystem;
 mod validate;
 

@@ -6,6 +6,9 @@
 //! revision), applies the same changes to the index and publishes the new state before it is
 //! acknowledged; readers load the state with one atomic pointer read and never lock.
 
+pub mod bulk;
+pub mod cache;
+
 use crate::engine::{self, CheckRequest, CheckResult, EngineError, View};
 use crate::index::{Change, Snapshot, TupleChange};
 use crate::iri::TUPLES_GRAPH;
@@ -13,9 +16,18 @@ use crate::model::typesystem::{CompileError, TupleRuleError, TypeSystem};
 use crate::store::{Store, StoreError};
 use crate::tuple::{Tuple, TupleKey};
 use arc_swap::ArcSwap;
-use std::collections::HashSet;
+use cache::{NodeWrites, ReachCache};
+use std::collections::{HashSet, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Revisions kept readable after newer ones are published, so that a paged answer's cursor can
+/// be followed at the revision it was computed at.
+pub const DEFAULT_HISTORY: usize = 256;
+
+/// Default budget of the reachability cache, in bytes of bitmaps.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Most tuples in one write (OpenFGA's default is 100; bulk loads use [`Clew::write_tuples_bulk`]).
 pub const MAX_TUPLES_PER_WRITE: usize = 100;
@@ -42,6 +54,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("the writer lock was poisoned by a panic in another writer")]
     Poisoned,
+    #[error("{0}")]
+    Request(#[from] bulk::RequestError),
 }
 
 impl ServiceError {
@@ -56,9 +70,26 @@ pub struct State {
     pub revision: u64,
     pub model: Option<Arc<TypeSystem>>,
     pub index: Arc<Snapshot>,
+    /// Per-node validity memo for cached results at this revision.
+    node_writes: NodeWrites,
 }
 
 impl State {
+    fn new(revision: u64, model: Option<Arc<TypeSystem>>, index: Arc<Snapshot>) -> Self {
+        let node_writes = NodeWrites::new(model.as_deref());
+        Self {
+            revision,
+            model,
+            index,
+            node_writes,
+        }
+    }
+
+    /// The id of the model at this revision (empty when there is none).
+    pub fn model_id(&self) -> &str {
+        self.model.as_deref().map(|m| m.id.as_str()).unwrap_or("")
+    }
+
     pub fn view(&self) -> Result<View<'_>, ServiceError> {
         Ok(View {
             snapshot: &self.index,
@@ -72,6 +103,27 @@ pub struct Clew {
     store: Store,
     writer: Mutex<()>,
     state: ArcSwap<State>,
+    /// Recently published states, oldest first (for cursors pinned to a revision).
+    history: Mutex<VecDeque<Arc<State>>>,
+    history_len: usize,
+    cache: ReachCache,
+    stats: Stats,
+}
+
+/// Counters for metrics.
+#[derive(Default)]
+pub struct Stats {
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+}
+
+impl Stats {
+    fn hit(&self) {
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+    fn miss(&self) {
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Clew {
@@ -86,12 +138,49 @@ impl Clew {
     }
 
     fn from_store(store: Store) -> Result<Self, ServiceError> {
-        let state = Self::load_state(&store)?;
+        let state = Arc::new(Self::load_state(&store)?);
         Ok(Self {
             store,
             writer: Mutex::new(()),
-            state: ArcSwap::from_pointee(state),
+            state: ArcSwap::new(state.clone()),
+            history: Mutex::new(VecDeque::from([state])),
+            history_len: DEFAULT_HISTORY,
+            cache: ReachCache::new(DEFAULT_CACHE_BYTES),
+            stats: Stats::default(),
         })
+    }
+
+    /// Publishes a new state: readers see it from the next atomic load on; it joins the
+    /// history so cursors can still read it later.
+    fn publish(&self, state: State) {
+        let state = Arc::new(state);
+        self.state.store(state.clone());
+        if let Ok(mut h) = self.history.lock() {
+            h.push_back(state);
+            while h.len() > self.history_len.max(1) {
+                h.pop_front();
+            }
+        }
+    }
+
+    /// The published state at `revision`, if it is still retained.
+    pub fn state_at(&self, revision: u64) -> Option<Arc<State>> {
+        let current = self.state();
+        if current.revision == revision {
+            return Some(current);
+        }
+        let h = self.history.lock().ok()?;
+        // Revisions that published no state (none do today) resolve to the latest before them.
+        h.iter().rev().find(|s| s.revision <= revision).cloned()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Entries in the reachability cache.
+    pub fn cache_entries(&self) -> u64 {
+        self.cache.entry_count()
     }
 
     /// Builds the state from the store: its revision, current model and every tuple.
@@ -111,11 +200,7 @@ impl Clew {
             })
             .collect();
         let index = Snapshot::empty(0).apply(revision, &changes, TUPLES_GRAPH);
-        Ok(State {
-            revision,
-            model,
-            index: Arc::new(index),
-        })
+        Ok(State::new(revision, model, Arc::new(index)))
     }
 
     pub fn store(&self) -> &Store {
@@ -135,11 +220,11 @@ impl Clew {
         let (add, remove) = self.store.model_quads(&ts, current.revision + 1)?;
         let revision = self.store.commit_quads(&add, &remove, "model")?;
         let id = ts.id.clone();
-        self.state.store(Arc::new(State {
+        self.publish(State::new(
             revision,
-            model: Some(ts),
-            index: Arc::new(current.index.apply(revision, &[], TUPLES_GRAPH)),
-        }));
+            Some(ts),
+            Arc::new(current.index.apply(revision, &[], TUPLES_GRAPH)),
+        ));
         Ok((id, revision))
     }
 
@@ -242,18 +327,59 @@ impl Clew {
         if let Err(e) = index.validate() {
             tracing::error!("index invariant violated after revision {revision}: {e}");
         }
-        self.state.store(Arc::new(State {
-            revision,
-            model: current.model.clone(),
-            index: Arc::new(index),
-        }));
+        self.publish(State::new(revision, current.model.clone(), Arc::new(index)));
         Ok(revision)
     }
 
     /// A check against the current state; returns the result and the revision it was made at.
+    /// A valid cached result bitmap for the subject answers it by one membership test;
+    /// otherwise (and whenever an explanation is asked for) it is evaluated top-down.
     pub fn check(&self, request: &CheckRequest<'_>) -> Result<(CheckResult, u64), ServiceError> {
         let state = self.state();
-        let result = engine::check(state.view()?, request)?;
+        let result = self.check_in(&state, request)?;
         Ok((result, state.revision))
+    }
+
+    /// A check against a given state.
+    pub fn check_in(
+        &self,
+        state: &State,
+        request: &CheckRequest<'_>,
+    ) -> Result<CheckResult, ServiceError> {
+        let view = state.view()?;
+        if !request.explain && request.contextual.is_empty() {
+            if let Some(hit) = self.cached(
+                state,
+                request.user,
+                request.relation,
+                &request.object.object_type,
+                request.context,
+                request.max_depth,
+            ) {
+                engine::validate_request(
+                    view.model,
+                    request.user,
+                    request.relation,
+                    &request.object.object_type,
+                )?;
+                let allowed = state
+                    .index
+                    .object(&request.object.to_string())
+                    .is_some_and(|o| hit.allowed.contains(o));
+                return Ok(CheckResult {
+                    decision: if allowed {
+                        engine::Decision::Allowed
+                    } else {
+                        engine::Decision::Denied
+                    },
+                    explanation: None,
+                    deny_trace: None,
+                    visited: 0,
+                    cycle: false,
+                    cache_hit: true,
+                });
+            }
+        }
+        Ok(engine::check(view, request)?)
     }
 }

@@ -6,7 +6,7 @@
 //! `description` carries `expect_error_code=N` (the conformance suite's convention) passes
 //! only if each of its requests is rejected with that OpenFGA error code.
 
-use crate::engine::{self, CheckRequest, EngineError, ListObjectsRequest, UserFilter};
+use crate::engine::{self, CheckRequest, EngineError, LookupRequest, UserFilter};
 use crate::iri::IMPORTED_GRAPH;
 use crate::service::{Clew, ServiceError};
 use crate::tuple::{ObjectRef, Tuple, TupleSpec, User};
@@ -352,14 +352,18 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
             let outcome = (|| {
                 let user = User::parse(&c.user)
                     .map_err(|e| ServiceError::Engine(EngineError::InvalidUser(e.to_string())))?;
-                let req = ListObjectsRequest {
+                let req = LookupRequest {
                     user: &user,
                     relation,
                     object_type: &c.object_type,
                     context: &c.context,
                     contextual: &[],
+                    max_depth: engine::DEFAULT_MAX_DEPTH,
                 };
-                let got: BTreeSet<String> = engine::list_objects(state.view()?, &req)?
+                let (lookup, _) = clew.reach_in(&state, &req)?;
+                lookup.require_decided()?;
+                let got: BTreeSet<String> = lookup
+                    .objects(&state.index)
                     .into_iter()
                     .map(|o| o.to_string())
                     .collect();

@@ -4,7 +4,7 @@
 //! path of stored triples that reproduces the decision on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use clew::engine::{self, CheckRequest, Decision, EngineError, ListObjectsRequest, UserFilter};
+use clew::engine::{self, CheckRequest, Decision, EngineError, LookupRequest, UserFilter};
 use clew::iri::IMPORTED_GRAPH;
 use clew::model::TypeSystem;
 use clew::reference::{Reference, Tri};
@@ -281,12 +281,13 @@ fn engine_agrees_with_the_reference_on_random_models() {
                         );
                     }
                     // list_objects ⇔ check, when every check is decided.
-                    let req = ListObjectsRequest {
+                    let req = LookupRequest {
                         user: &user,
                         relation: &relation,
                         object_type: "res",
                         context: &context,
                         contextual: &[],
+                        max_depth: engine::DEFAULT_MAX_DEPTH,
                     };
                     let decided: Vec<(String, Tri)> = (0..4)
                         .map(|o| {
@@ -297,7 +298,10 @@ fn engine_agrees_with_the_reference_on_random_models() {
                             )
                         })
                         .collect();
-                    match engine::list_objects(view, &req) {
+                    match engine::lookup(view, &req).and_then(|l| {
+                        l.require_decided()?;
+                        Ok(l.objects(&state.index))
+                    }) {
                         Ok(list) => {
                             let got: Vec<String> = list.iter().map(|o| o.to_string()).collect();
                             for (o, t) in &decided {

@@ -64,6 +64,8 @@ pub struct CheckResult {
     pub visited: u32,
     /// Whether a cycle was cut somewhere in the evaluation.
     pub cycle: bool,
+    /// Whether a cached result bitmap answered it (no evaluation).
+    pub cache_hit: bool,
 }
 
 /// Why a branch could not be decided.
@@ -222,6 +224,7 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         deny_trace: None,
         visited: ev.visited,
         cycle: ev.cycle,
+        cache_hit: false,
     };
     let denied = match outcome {
         Outcome::Yes(w) => {

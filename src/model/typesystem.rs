@@ -58,6 +58,8 @@ pub struct TypeSystem {
     pub model: Model,
     types: HashMap<String, TypeInfo>,
     conditions: HashMap<String, Arc<CompiledCondition>>,
+    /// The rewrite graph, analysed for bottom-up evaluation.
+    plan: super::plan::Plan,
 }
 
 impl std::fmt::Debug for TypeSystem {
@@ -114,13 +116,21 @@ impl TypeSystem {
                 )
             })
             .collect();
-        Ok(Self {
+        let mut ts = Self {
             id: model_id(dsl),
             dsl: dsl.to_string(),
             model,
             types,
             conditions,
-        })
+            plan: super::plan::Plan::default(),
+        };
+        ts.plan = super::plan::Plan::new(&ts);
+        Ok(ts)
+    }
+
+    /// The model's rewrite graph, analysed for bottom-up evaluation.
+    pub fn plan(&self) -> &super::plan::Plan {
+        &self.plan
     }
 
     pub fn has_type(&self, t: &str) -> bool {

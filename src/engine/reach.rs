@@ -1,0 +1,481 @@
+//! Bottom-up evaluation over roaring bitmaps: for one subject, the set of objects of a type on
+//! which it has a relation, computed for every node of the model's rewrite graph in dependency
+//! order (see [`crate::model::plan`]) instead of one object at a time.
+//!
+//! Values are Kleene-valued sets ([`Sets`]): `yes` (the relation holds), `undecided` (it
+//! depends on a missing condition parameter, a failing condition, or an unfounded cycle), and
+//! implicitly *no* for every other object. Each rewrite rule is a set operation — a worked
+//! example, for `define viewer: ([user, group#member] or viewer from parent) but not blocked`
+//! and subject `user:anne`:
+//!
+//! ```text
+//! direct   = rev(folder, viewer, user:anne)                  one bitmap from the reverse index
+//!          ∪ ⋃ { rev(folder, viewer, g#member) : g ∈ member } one per group anne is in
+//! from     = ⋃ { rev(folder, parent, p) : p ∈ viewer }        folders whose parent anne views
+//! viewer   = (direct ∪ from) − (blocked.yes ∪ blocked.undecided)
+//! ```
+//!
+//! and the three-valued forms: `a ∪ b` has yes `Ya ∪ Yb`; `a ∩ b` has yes `Ya ∩ Yb` and is
+//! undecided on `(Da ∩ Db) − Y` (`D = Y ∪ undecided`); `a − b` has yes `Ya − Db` and is
+//! undecided on `(Da − Yb) − Y`.
+//!
+//! Recursive components (nested groups, folder trees) are iterated to a fixpoint, Jacobi-style
+//! (each round reads only the previous round's values). A component whose "no" matters — it is
+//! read under a `but not`, or negates itself — starts from *everything undecided* (the universe
+//! of its types) and converges to the Kripke–Kleene fixpoint, which is what top-down `check`
+//! computes: an unfounded cycle stays undecided and never allows, and blocks under `but not`.
+//! Any other component starts from *nothing* and converges to the least fixpoint (the same
+//! "yes" set, far cheaper). Each round extends derivations by one hop, so the rounds give a
+//! bound on the depth any answer needed ([`Reach::depth_bound`]); callers compare it with the
+//! request's depth limit, since `check` stops at that limit and this evaluation does not.
+
+use super::{EngineError, View};
+use crate::condition::ConditionOutcome;
+use crate::index::{Name, Obj, Snapshot, UserRef};
+use crate::model::plan::Plan;
+use crate::model::{RelationDef, RestrictionKind, Rewrite, TypeSystem};
+use crate::tuple::User;
+use roaring::RoaringBitmap;
+use serde_json::{Map, Value};
+
+/// A Kleene-valued set of objects: `yes` and `undecided` are disjoint; every other object is
+/// *no*.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sets {
+    pub yes: RoaringBitmap,
+    pub undecided: RoaringBitmap,
+}
+
+impl Sets {
+    /// Objects that are not *no*.
+    pub fn maybe(&self) -> RoaringBitmap {
+        &self.yes | &self.undecided
+    }
+
+    fn normalize(mut self) -> Sets {
+        self.undecided -= &self.yes;
+        self
+    }
+
+    fn or(mut self, other: &Sets) -> Sets {
+        self.yes |= &other.yes;
+        self.undecided |= &other.undecided;
+        self.normalize()
+    }
+
+    fn and(&self, other: &Sets) -> Sets {
+        let yes = &self.yes & &other.yes;
+        let undecided = (self.maybe() & other.maybe()) - &yes;
+        Sets { yes, undecided }
+    }
+
+    fn but_not(&self, subtract: &Sets) -> Sets {
+        let yes = &self.yes - &subtract.maybe();
+        let undecided = (self.maybe() - &subtract.yes) - &yes;
+        Sets { yes, undecided }
+    }
+}
+
+/// Most fixpoint rounds in one recursive component before evaluation gives up (an error, never
+/// an answer). Rounds are bounded by the longest chain in the data; this is a safety net.
+pub const MAX_ROUNDS: u32 = 100_000;
+
+/// The result of bottom-up evaluation for one subject and one `type#relation`.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    pub sets: Sets,
+    /// An upper bound on the hops (computed relations, tuple-to-userset steps and userset
+    /// tuples) any object's answer needed; `check` answers the same when this is below its
+    /// depth limit.
+    pub depth_bound: u32,
+    /// Nodes evaluated (a node in a recursive component counts once per round).
+    pub node_evaluations: u32,
+    /// Fixpoint rounds, summed over recursive components.
+    pub rounds: u32,
+    pub condition_evaluations: u32,
+}
+
+/// Evaluates `subject`'s `relation` on every object of `object_type`.
+///
+/// The snapshot must have the subject's object interned when the subject is a userset (the
+/// object is then a member of its own userset); [`super::lookup`] arranges that.
+pub fn reach(
+    view: View<'_>,
+    subject: &User,
+    relation: &str,
+    object_type: &str,
+    context: &Map<String, Value>,
+) -> Result<Reach, EngineError> {
+    let plan = view.model.plan();
+    let target =
+        plan.node_id(object_type, relation)
+            .ok_or_else(|| EngineError::UnknownRelation {
+                object_type: object_type.to_string(),
+                relation: relation.to_string(),
+            })?;
+    let subject_obj = match subject {
+        User::Object(o) | User::Userset(o, _) => view.snapshot.object(&o.to_string()),
+        User::Wildcard(_) => None,
+    };
+    let mut ev = Eval {
+        snap: view.snapshot,
+        model: view.model,
+        plan,
+        subject,
+        subject_obj,
+        context,
+        values: vec![None; plan.len()],
+        bounds: vec![0; plan.len()],
+        node_evaluations: 0,
+        rounds: 0,
+        condition_evaluations: 0,
+    };
+    let needs = plan.needs(target).cloned().unwrap_or_default();
+    for (si, scc) in plan.sccs().iter().enumerate() {
+        let Some(&negated) = needs.get(&si) else {
+            continue;
+        };
+        if plan.is_cyclic(si) {
+            ev.component(si, scc, negated)?;
+        } else {
+            for &n in scc {
+                let v = ev.node(n);
+                let bound = plan
+                    .deps(n)
+                    .iter()
+                    .map(|(d, _)| ev.bounds.get(*d).copied().unwrap_or(0) + 1)
+                    .max()
+                    .unwrap_or(0);
+                if let Some(slot) = ev.bounds.get_mut(n) {
+                    *slot = bound;
+                }
+                if let Some(slot) = ev.values.get_mut(n) {
+                    *slot = Some(v);
+                }
+            }
+        }
+    }
+    let sets = ev
+        .values
+        .get_mut(target)
+        .and_then(Option::take)
+        .unwrap_or_default();
+    Ok(Reach {
+        sets,
+        depth_bound: ev.bounds.get(target).copied().unwrap_or(0),
+        node_evaluations: ev.node_evaluations,
+        rounds: ev.rounds,
+        condition_evaluations: ev.condition_evaluations,
+    })
+}
+
+/// A condition outcome or a set label, for combining a tuple with what it leads to.
+#[derive(Clone, Copy, PartialEq)]
+enum Label {
+    Yes,
+    Undecided,
+}
+
+struct Eval<'a> {
+    snap: &'a Snapshot,
+    model: &'a TypeSystem,
+    plan: &'a Plan,
+    subject: &'a User,
+    subject_obj: Option<Obj>,
+    context: &'a Map<String, Value>,
+    values: Vec<Option<Sets>>,
+    bounds: Vec<u32>,
+    node_evaluations: u32,
+    rounds: u32,
+    condition_evaluations: u32,
+}
+
+impl Eval<'_> {
+    /// Iterates a recursive component to its fixpoint (see the module doc).
+    fn component(&mut self, si: usize, scc: &[usize], negated: bool) -> Result<(), EngineError> {
+        let kleene = self.plan.needs_undecided(si, negated);
+        let mut external = 0;
+        for &n in scc {
+            let start = if kleene {
+                let universe = self
+                    .plan
+                    .node(n)
+                    .and_then(|node| self.snap.name(&node.object_type))
+                    .and_then(|t| self.snap.objects_of_type(t))
+                    .cloned()
+                    .unwrap_or_default();
+                Sets {
+                    yes: RoaringBitmap::new(),
+                    undecided: universe,
+                }
+            } else {
+                Sets::default()
+            };
+            if let Some(slot) = self.values.get_mut(n) {
+                *slot = Some(start);
+            }
+            for (d, _) in self.plan.deps(n) {
+                if !scc.contains(d) {
+                    external = external.max(self.bounds.get(*d).copied().unwrap_or(0) + 1);
+                }
+            }
+        }
+        let mut rounds = 0u32;
+        let mut changed_rounds = 0u32;
+        loop {
+            rounds += 1;
+            if rounds > MAX_ROUNDS {
+                return Err(EngineError::NotConverged(MAX_ROUNDS));
+            }
+            let next: Vec<Sets> = scc.iter().map(|&n| self.node(n)).collect();
+            let mut changed = false;
+            for (&n, v) in scc.iter().zip(next) {
+                if let Some(slot) = self.values.get_mut(n) {
+                    if slot.as_ref() != Some(&v) {
+                        changed = true;
+                        *slot = Some(v);
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+            changed_rounds = rounds;
+        }
+        self.rounds += rounds;
+        for &n in scc {
+            if let Some(slot) = self.bounds.get_mut(n) {
+                *slot = external + changed_rounds;
+            }
+        }
+        Ok(())
+    }
+
+    fn value(&self, n: Option<usize>) -> Sets {
+        n.and_then(|n| self.values.get(n))
+            .and_then(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// One node's value from the current values of its dependencies.
+    fn node(&mut self, n: usize) -> Sets {
+        self.node_evaluations += 1;
+        let Some(node) = self.plan.node(n) else {
+            return Sets::default();
+        };
+        let Some(def) = self.model.relation(&node.object_type, &node.relation) else {
+            return Sets::default();
+        };
+        let type_name = self.snap.name(&node.object_type);
+        let mut sets = self.rewrite(&node.object_type, type_name, def, &def.rewrite);
+        // A userset subject is a member of itself: `group:eng#member` has `member` on
+        // `group:eng`.
+        if let User::Userset(o, r) = self.subject {
+            if o.object_type == node.object_type && *r == node.relation {
+                if let Some(x) = self.subject_obj {
+                    sets.yes.insert(x);
+                    sets.undecided.remove(x);
+                }
+            }
+        }
+        sets
+    }
+
+    fn rewrite(
+        &mut self,
+        object_type: &str,
+        type_name: Option<Name>,
+        def: &RelationDef,
+        rewrite: &Rewrite,
+    ) -> Sets {
+        match rewrite {
+            Rewrite::This => self.direct(type_name, def),
+            Rewrite::Computed(r) => self.value(self.plan.node_id(object_type, r)),
+            Rewrite::TupleToUserset { tupleset, computed } => {
+                self.tuple_to_userset(object_type, type_name, tupleset, computed)
+            }
+            Rewrite::Union(children) => {
+                let mut acc = Sets::default();
+                for c in children {
+                    let v = self.rewrite(object_type, type_name, def, c);
+                    acc = acc.or(&v);
+                }
+                acc
+            }
+            Rewrite::Intersection(children) => {
+                let mut acc: Option<Sets> = None;
+                for c in children {
+                    let v = self.rewrite(object_type, type_name, def, c);
+                    acc = Some(match acc {
+                        None => v,
+                        Some(a) => a.and(&v),
+                    });
+                    if acc
+                        .as_ref()
+                        .is_some_and(|a| a.yes.is_empty() && a.undecided.is_empty())
+                    {
+                        break;
+                    }
+                }
+                acc.unwrap_or_default()
+            }
+            Rewrite::Exclusion { base, subtract } => {
+                let b = self.rewrite(object_type, type_name, def, base);
+                if b.yes.is_empty() && b.undecided.is_empty() {
+                    return b;
+                }
+                let s = self.rewrite(object_type, type_name, def, subtract);
+                b.but_not(&s)
+            }
+        }
+    }
+
+    /// `[restrictions]`: the objects whose direct tuples name the subject, its wildcard, or a
+    /// userset the subject is in, admitted by one of the relation's type restrictions.
+    fn direct(&mut self, type_name: Option<Name>, def: &RelationDef) -> Sets {
+        let mut acc = Sets::default();
+        let (Some(t), Some(r)) = (type_name, self.snap.name(&def.name)) else {
+            return acc;
+        };
+        for rest in &def.directly_related {
+            let condition = rest.condition.as_deref();
+            match &rest.kind {
+                RestrictionKind::Direct => {
+                    if let (User::Object(u), Some(o)) = (self.subject, self.subject_obj) {
+                        if u.object_type == rest.type_name {
+                            self.edges(t, r, UserRef::Object(o), condition, Label::Yes, &mut acc);
+                        }
+                    }
+                }
+                RestrictionKind::Wildcard => {
+                    let matches = match self.subject {
+                        User::Object(u) => u.object_type == rest.type_name,
+                        User::Wildcard(w) => *w == rest.type_name,
+                        User::Userset(..) => false,
+                    };
+                    if let (true, Some(w)) = (matches, self.snap.name(&rest.type_name)) {
+                        self.edges(t, r, UserRef::Wildcard(w), condition, Label::Yes, &mut acc);
+                    }
+                }
+                RestrictionKind::Userset(s) => {
+                    let Some(sn) = self.snap.name(s) else {
+                        continue;
+                    };
+                    let via = self.value(self.plan.node_id(&rest.type_name, s));
+                    for x in &via.yes {
+                        self.edges(
+                            t,
+                            r,
+                            UserRef::Userset(x, sn),
+                            condition,
+                            Label::Yes,
+                            &mut acc,
+                        );
+                    }
+                    for x in &via.undecided {
+                        self.edges(
+                            t,
+                            r,
+                            UserRef::Userset(x, sn),
+                            condition,
+                            Label::Undecided,
+                            &mut acc,
+                        );
+                    }
+                }
+            }
+        }
+        acc.normalize()
+    }
+
+    /// `computed from tupleset`: objects whose `tupleset` tuple names a parent on which the
+    /// subject has `computed`.
+    fn tuple_to_userset(
+        &mut self,
+        object_type: &str,
+        type_name: Option<Name>,
+        tupleset: &str,
+        computed: &str,
+    ) -> Sets {
+        let mut acc = Sets::default();
+        let (Some(t), Some(ts), Some(ts_def)) = (
+            type_name,
+            self.snap.name(tupleset),
+            self.model.relation(object_type, tupleset),
+        ) else {
+            return acc;
+        };
+        for rest in &ts_def.directly_related {
+            if rest.kind != RestrictionKind::Direct
+                || self.model.relation(&rest.type_name, computed).is_none()
+            {
+                continue;
+            }
+            let parents = self.value(self.plan.node_id(&rest.type_name, computed));
+            let condition = rest.condition.as_deref();
+            for p in &parents.yes {
+                self.edges(t, ts, UserRef::Object(p), condition, Label::Yes, &mut acc);
+            }
+            for p in &parents.undecided {
+                self.edges(
+                    t,
+                    ts,
+                    UserRef::Object(p),
+                    condition,
+                    Label::Undecided,
+                    &mut acc,
+                );
+            }
+        }
+        acc.normalize()
+    }
+
+    /// Adds the objects `user` is related to by `t#r` under the restriction's `condition`
+    /// (none: the plain edges; a name: the conditional edges with that condition, evaluated),
+    /// each combined with `label` (what holds for the user itself).
+    fn edges(
+        &mut self,
+        t: Name,
+        r: Name,
+        user: UserRef,
+        condition: Option<&str>,
+        label: Label,
+        acc: &mut Sets,
+    ) {
+        match condition {
+            None => {
+                if let Some(bits) = self.snap.reverse(t, r, user) {
+                    match label {
+                        Label::Yes => acc.yes |= bits,
+                        Label::Undecided => acc.undecided |= bits,
+                    }
+                }
+            }
+            Some(name) => {
+                let Some(compiled) = self.model.condition(name) else {
+                    return; // not admitted by the model
+                };
+                for (o, c) in self.snap.reverse_conditional(t, r, user) {
+                    if c.name != name {
+                        continue;
+                    }
+                    self.condition_evaluations += 1;
+                    let outcome = match compiled.evaluate(Some(&c.context), self.context) {
+                        Ok(ConditionOutcome::Met) => Some(label),
+                        Ok(ConditionOutcome::NotMet) => None,
+                        Ok(ConditionOutcome::Missing(_)) | Err(_) => Some(Label::Undecided),
+                    };
+                    match outcome {
+                        Some(Label::Yes) => {
+                            acc.yes.insert(*o);
+                        }
+                        Some(Label::Undecided) => {
+                            acc.undecided.insert(*o);
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+}

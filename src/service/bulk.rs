@@ -1,0 +1,931 @@
+//! Bulk operations over the published state: `lookup` (complete, paged, with cursors pinned to
+//! a revision), `filter` (the permitted subset of candidates, with a planner choosing between
+//! bitmap evaluation and per-candidate checks) and `batch_check` (many checks at one revision,
+//! duplicates answered once). Each reuses the reachability cache ([`super::cache`]).
+//!
+//! Invariant: every answer is complete or says it is not — a page that stops early carries
+//! `truncated: true` and a cursor; a cursor is only ever followed at the revision and for the
+//! request it was issued for.
+
+use super::cache::{CachedReach, ReachKey, canonical_json, last_relevant_write};
+use super::{Clew, ServiceError, State};
+use crate::engine::{
+    self, BulkStats, CheckRequest, CheckResult, Decision, EngineError, Explanation, Lookup,
+    LookupRequest, Strategy,
+};
+use crate::index::Obj;
+use crate::tuple::{ObjectRef, Tuple, User};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Most candidates one `filter` call may carry.
+pub const MAX_FILTER_CANDIDATES: usize = 10_000;
+/// Most checks one `batch_check` call may carry.
+pub const MAX_BATCH_CHECKS: usize = 10_000;
+/// Largest page a `lookup` returns.
+pub const MAX_PAGE_SIZE: usize = 100_000;
+
+/// Estimated cost of one top-down check and of evaluating one node bottom-up (nanoseconds,
+/// measured on the bench workload; see benches/README.md). The planner compares
+/// `candidates × CHECK_NS` with `closure nodes × NODE_NS`.
+pub const CHECK_NS: u64 = 8_000;
+pub const NODE_NS: u64 = 60_000;
+
+/// A request that is malformed or cannot be honoured (a 4xx).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    #[error("{given} candidates given; the limit is {limit}")]
+    TooManyCandidates { given: usize, limit: usize },
+    #[error("{given} checks in one batch; the limit is {limit}")]
+    TooManyChecks { given: usize, limit: usize },
+    #[error("candidate {index} '{candidate}': {why}")]
+    BadCandidate {
+        index: usize,
+        candidate: String,
+        why: String,
+    },
+    #[error("page size {given} is out of range (1..={limit})")]
+    BadPageSize { given: usize, limit: usize },
+    #[error("malformed cursor: {0}")]
+    MalformedCursor(String),
+    #[error("the cursor belongs to a different request")]
+    CursorMismatch,
+    #[error(
+        "the cursor was issued at revision {cursor}, which is no longer retained (oldest: {oldest}); restart the lookup"
+    )]
+    CursorExpired { cursor: u64, oldest: u64 },
+    #[error(
+        "the cursor was issued at revision {cursor}, but the request asks for at least revision {requested}"
+    )]
+    CursorRevision { cursor: u64, requested: u64 },
+    #[error("revision {requested} is newer than the latest revision {latest}")]
+    FutureRevision { requested: u64, latest: u64 },
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// The latest published revision (every acknowledged write is visible).
+    #[default]
+    Latest,
+    /// At least this revision (Zanzibar's zookie): the latest state, provided it includes it.
+    AtLeast(u64),
+}
+
+impl Clew {
+    /// The state a read runs at.
+    pub fn read_state(&self, consistency: Consistency) -> Result<Arc<State>, ServiceError> {
+        let state = self.state();
+        if let Consistency::AtLeast(r) = consistency {
+            if r > state.revision {
+                return Err(RequestError::FutureRevision {
+                    requested: r,
+                    latest: state.revision,
+                }
+                .into());
+            }
+        }
+        Ok(state)
+    }
+
+    /// A cached result for (subject, relation, type, context), if one is valid at `state`.
+    pub fn cached(
+        &self,
+        state: &State,
+        subject: &User,
+        relation: &str,
+        object_type: &str,
+        context: &Map<String, Value>,
+        max_depth: u32,
+    ) -> Option<Arc<CachedReach>> {
+        let model = state.model.as_deref()?;
+        let node = model.plan().node_id(object_type, relation)?;
+        let key = ReachKey::new(&model.id, subject, relation, object_type, context);
+        let Some(entry) = self.cache.get(&key) else {
+            self.stats.miss();
+            return None;
+        };
+        let valid = entry.depth_bound < max_depth
+            && entry.valid_at(state.revision, || {
+                last_relevant_write(model, &state.index, &state.node_writes, node, subject)
+            });
+        if valid {
+            self.stats.hit();
+            Some(entry)
+        } else {
+            self.stats.miss();
+            None
+        }
+    }
+
+    /// Bottom-up evaluation at `state`, through the cache: returns the lookup and whether it
+    /// came from the cache. Results are cached when they are plain (see `cache`'s module doc).
+    pub fn reach_in(
+        &self,
+        state: &State,
+        request: &LookupRequest<'_>,
+    ) -> Result<(Lookup, bool), ServiceError> {
+        let view = state.view()?;
+        engine::validate_request(
+            view.model,
+            request.user,
+            request.relation,
+            request.object_type,
+        )?;
+        if request.contextual.is_empty() {
+            if let Some(hit) = self.cached(
+                state,
+                request.user,
+                request.relation,
+                request.object_type,
+                request.context,
+                request.max_depth,
+            ) {
+                return Ok((
+                    Lookup {
+                        allowed: hit.allowed.clone(),
+                        conditional: Vec::new(),
+                        overlay: None,
+                        stats: BulkStats {
+                            strategy: Strategy::CachedBitmap,
+                            depth_bound: hit.depth_bound,
+                            node_evaluations: 0,
+                            rounds: 0,
+                            condition_evaluations: 0,
+                            checks: 0,
+                        },
+                    },
+                    true,
+                ));
+            }
+        }
+        let lookup = engine::lookup(view, request)?;
+        let cacheable = request.contextual.is_empty()
+            && lookup.overlay.is_none()
+            && lookup.conditional.is_empty()
+            && lookup.stats.strategy == Strategy::Bitmap
+            && lookup.stats.checks == 0;
+        if cacheable {
+            if let Some(node) = view
+                .model
+                .plan()
+                .node_id(request.object_type, request.relation)
+            {
+                let valid_from = last_relevant_write(
+                    view.model,
+                    &state.index,
+                    &state.node_writes,
+                    node,
+                    request.user,
+                );
+                self.cache.insert(
+                    ReachKey::new(
+                        &view.model.id,
+                        request.user,
+                        request.relation,
+                        request.object_type,
+                        request.context,
+                    ),
+                    Arc::new(CachedReach {
+                        allowed: lookup.allowed.clone(),
+                        computed_at: state.revision,
+                        valid_from,
+                        depth_bound: lookup.stats.depth_bound,
+                    }),
+                );
+            }
+        }
+        Ok((lookup, false))
+    }
+
+    /// `lookup`: every object of a type the user has the relation on, in pages.
+    ///
+    /// Without a limit the whole answer comes in one page. With one, at most `limit` objects
+    /// come back with `truncated: true` and a cursor when more remain; the cursor pins the
+    /// revision, so following it pages through the same answer even if writes land meanwhile.
+    pub fn lookup(
+        &self,
+        request: &LookupRequest<'_>,
+        page: &PageRequest,
+        consistency: Consistency,
+    ) -> Result<LookupPage, ServiceError> {
+        if let Some(limit) = page.limit {
+            if limit == 0 || limit > MAX_PAGE_SIZE {
+                return Err(RequestError::BadPageSize {
+                    given: limit,
+                    limit: MAX_PAGE_SIZE,
+                }
+                .into());
+            }
+        }
+        let fingerprint = fingerprint(request);
+        let (state, after) = match &page.cursor {
+            None => (self.read_state(consistency)?, None),
+            Some(text) => {
+                let c = Cursor::decode(text)?;
+                if c.fingerprint != fingerprint {
+                    return Err(RequestError::CursorMismatch.into());
+                }
+                if let Consistency::AtLeast(r) = consistency {
+                    if r > c.revision {
+                        return Err(RequestError::CursorRevision {
+                            cursor: c.revision,
+                            requested: r,
+                        }
+                        .into());
+                    }
+                }
+                let state = self
+                    .state_at(c.revision)
+                    .filter(|s| s.revision == c.revision);
+                let Some(state) = state else {
+                    let oldest = self
+                        .history
+                        .lock()
+                        .ok()
+                        .and_then(|h| h.front().map(|s| s.revision))
+                        .unwrap_or(0);
+                    return Err(RequestError::CursorExpired {
+                        cursor: c.revision,
+                        oldest,
+                    }
+                    .into());
+                };
+                (state, Some(c.after))
+            }
+        };
+        let (lookup, cache_hit) = self.reach_in(&state, request)?;
+        let snap = lookup.snapshot(&state.index);
+        let total = lookup.allowed.len();
+        let mut objects = Vec::new();
+        let mut last: Option<Obj> = None;
+        let mut truncated = false;
+        let start = after.map(|a| a.saturating_add(1)).unwrap_or(0);
+        let skip = if start == 0 {
+            0
+        } else {
+            lookup.allowed.rank(start - 1)
+        };
+        for o in lookup
+            .allowed
+            .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        {
+            if let Some(limit) = page.limit {
+                if objects.len() >= limit {
+                    truncated = true;
+                    break;
+                }
+            }
+            if let Ok(obj) = ObjectRef::parse(snap.object_str(o)) {
+                objects.push(obj);
+            }
+            last = Some(o);
+        }
+        let cursor = match (truncated, last) {
+            (true, Some(l)) => Some(
+                Cursor {
+                    revision: state.revision,
+                    fingerprint,
+                    after: l,
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        let conditional = if after.is_none() {
+            lookup
+                .conditional
+                .iter()
+                .filter_map(|(o, m)| {
+                    ObjectRef::parse(snap.object_str(*o))
+                        .ok()
+                        .map(|o| (o, m.clone()))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(LookupPage {
+            objects,
+            conditional,
+            truncated,
+            cursor,
+            total,
+            revision: state.revision,
+            model_id: state.model_id().to_string(),
+            stats: lookup.stats,
+            cache_hit,
+        })
+    }
+
+    /// `filter`: the permitted subset of `candidates` (objects of one type), in their order.
+    pub fn filter(
+        &self,
+        request: &FilterRequest<'_>,
+        consistency: Consistency,
+    ) -> Result<FilterResult, ServiceError> {
+        if request.candidates.len() > MAX_FILTER_CANDIDATES {
+            return Err(RequestError::TooManyCandidates {
+                given: request.candidates.len(),
+                limit: MAX_FILTER_CANDIDATES,
+            }
+            .into());
+        }
+        let state = self.read_state(consistency)?;
+        let view = state.view()?;
+        engine::validate_request(
+            view.model,
+            request.user,
+            request.relation,
+            request.object_type,
+        )?;
+        engine::validate_contextual(view.model, request.contextual)?;
+        let mut parsed = Vec::with_capacity(request.candidates.len());
+        for (index, c) in request.candidates.iter().enumerate() {
+            let o = ObjectRef::parse(c).map_err(|e| RequestError::BadCandidate {
+                index,
+                candidate: c.clone(),
+                why: e.to_string(),
+            })?;
+            if o.object_type != request.object_type {
+                return Err(RequestError::BadCandidate {
+                    index,
+                    candidate: c.clone(),
+                    why: format!("not of type '{}'", request.object_type),
+                }
+                .into());
+            }
+            parsed.push(o);
+        }
+        let lookup_request = LookupRequest {
+            user: request.user,
+            relation: request.relation,
+            object_type: request.object_type,
+            context: request.context,
+            contextual: request.contextual,
+            max_depth: request.max_depth,
+        };
+        // Which candidates could possibly be allowed: those the evaluation snapshot knows, plus
+        // a userset subject's own object (a member of itself).
+        let contextual_objects: std::collections::HashSet<String> = request
+            .contextual
+            .iter()
+            .map(|t| t.object.to_string())
+            .collect();
+        let self_object = match request.user {
+            User::Userset(o, _) => Some(o.to_string()),
+            _ => None,
+        };
+        let known = |o: &ObjectRef| {
+            let s = o.to_string();
+            state.index.object(&s).is_some()
+                || contextual_objects.contains(&s)
+                || self_object.as_deref() == Some(s.as_str())
+        };
+        let known_count = parsed.iter().filter(|o| known(o)).count();
+        let cached = request.contextual.is_empty()
+            && self
+                .cached(
+                    &state,
+                    request.user,
+                    request.relation,
+                    request.object_type,
+                    request.context,
+                    request.max_depth,
+                )
+                .is_some();
+        let closure = view
+            .model
+            .plan()
+            .node_id(request.object_type, request.relation)
+            .and_then(|n| view.model.plan().needs(n))
+            .map(|n| n.len() as u64)
+            .unwrap_or(1);
+        let (strategy, reason) = match request.strategy {
+            Some(s) => (s, "requested".to_string()),
+            None if cached => (
+                Strategy::CachedBitmap,
+                "a result bitmap for this subject is cached".into(),
+            ),
+            None => {
+                let checks = known_count as u64 * CHECK_NS;
+                let bitmap = closure * NODE_NS;
+                if checks <= bitmap {
+                    (
+                        Strategy::Checks,
+                        format!(
+                            "{known_count} known candidates × {CHECK_NS} ns ≤ {closure} components × {NODE_NS} ns"
+                        ),
+                    )
+                } else {
+                    (
+                        Strategy::Bitmap,
+                        format!(
+                            "{known_count} known candidates × {CHECK_NS} ns > {closure} components × {NODE_NS} ns"
+                        ),
+                    )
+                }
+            }
+        };
+        let mut out = FilterResult {
+            allowed: Vec::new(),
+            conditional: Vec::new(),
+            unknown: 0,
+            duplicates: 0,
+            denied: 0,
+            revision: state.revision,
+            model_id: state.model_id().to_string(),
+            plan: FilterPlan {
+                strategy,
+                reason,
+                stats: None,
+            },
+            cache_hit: false,
+        };
+        let mut seen = std::collections::HashSet::new();
+        let decide: Box<dyn Fn(&ObjectRef) -> Result<Decision, ServiceError>> = match strategy {
+            Strategy::Checks => Box::new(|o: &ObjectRef| {
+                let r = self.check_in(
+                    &state,
+                    &CheckRequest {
+                        user: request.user,
+                        relation: request.relation,
+                        object: o,
+                        context: request.context,
+                        contextual: request.contextual,
+                        explain: false,
+                        max_depth: request.max_depth,
+                    },
+                )?;
+                Ok(r.decision)
+            }),
+            _ => {
+                let (lookup, hit) = self.reach_in(&state, &lookup_request)?;
+                out.cache_hit = hit;
+                out.plan.strategy = lookup.stats.strategy;
+                out.plan.stats = Some(lookup.stats.clone());
+                let snap = lookup.snapshot(&state.index);
+                let mut conditional: HashMap<Obj, Vec<String>> = HashMap::new();
+                for (o, m) in &lookup.conditional {
+                    conditional.insert(*o, m.clone());
+                }
+                let ids: HashMap<String, Obj> = parsed
+                    .iter()
+                    .filter_map(|o| {
+                        let s = o.to_string();
+                        snap.object(&s).map(|id| (s, id))
+                    })
+                    .collect();
+                Box::new(move |o: &ObjectRef| {
+                    let Some(id) = ids.get(&o.to_string()) else {
+                        return Ok(Decision::Denied);
+                    };
+                    if lookup.allowed.contains(*id) {
+                        return Ok(Decision::Allowed);
+                    }
+                    Ok(match conditional.get(id) {
+                        Some(m) => Decision::Conditional { missing: m.clone() },
+                        None => Decision::Denied,
+                    })
+                })
+            }
+        };
+        for o in &parsed {
+            let text = o.to_string();
+            if !seen.insert(text.clone()) {
+                out.duplicates += 1;
+                continue;
+            }
+            if !known(o) {
+                out.unknown += 1;
+                continue;
+            }
+            match decide(o)? {
+                Decision::Allowed => out.allowed.push(FilterItem {
+                    object: text,
+                    explanation: None,
+                }),
+                Decision::Denied => out.denied += 1,
+                Decision::Conditional { missing } => out.conditional.push((text, missing)),
+            }
+        }
+        drop(decide);
+        if request.explain {
+            for item in &mut out.allowed {
+                let object = ObjectRef::parse(&item.object)
+                    .map_err(|e| ServiceError::Engine(EngineError::InvalidUser(e.to_string())))?;
+                let r = engine::check(
+                    view,
+                    &CheckRequest {
+                        user: request.user,
+                        relation: request.relation,
+                        object: &object,
+                        context: request.context,
+                        contextual: request.contextual,
+                        explain: true,
+                        max_depth: request.max_depth,
+                    },
+                )?;
+                item.explanation = r.explanation;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Many checks at one revision. Identical checks are evaluated once and get the same
+    /// answer; checks that share a subject, relation and object type with enough others are
+    /// answered from one bitmap evaluation. Each item fails or succeeds on its own.
+    pub fn batch_check(
+        &self,
+        checks: &[CheckRequest<'_>],
+        consistency: Consistency,
+    ) -> Result<BatchResult, ServiceError> {
+        if checks.len() > MAX_BATCH_CHECKS {
+            return Err(RequestError::TooManyChecks {
+                given: checks.len(),
+                limit: MAX_BATCH_CHECKS,
+            }
+            .into());
+        }
+        let state = self.read_state(consistency)?;
+        state.view()?;
+        // Identical requests share one evaluation.
+        let mut first: HashMap<CheckKey, usize> = HashMap::new();
+        let mut owner = Vec::with_capacity(checks.len());
+        for (i, c) in checks.iter().enumerate() {
+            owner.push(*first.entry(CheckKey::of(c)).or_insert(i));
+        }
+        // Groups large enough to pay for a bitmap evaluation get one.
+        let mut groups: HashMap<GroupKey, usize> = HashMap::new();
+        for (i, c) in checks.iter().enumerate() {
+            if owner.get(i) == Some(&i) && c.contextual.is_empty() && !c.explain {
+                *groups.entry(GroupKey::of(c)).or_default() += 1;
+            }
+        }
+        let mut bitmaps: HashMap<GroupKey, Option<Lookup>> = HashMap::new();
+        let mut results: Vec<Option<Result<CheckResult, ServiceError>>> =
+            (0..checks.len()).map(|_| None).collect();
+        for (i, c) in checks.iter().enumerate() {
+            let o = owner.get(i).copied().unwrap_or(i);
+            if o != i {
+                continue;
+            }
+            let g = GroupKey::of(c);
+            let big = groups.get(&g).copied().unwrap_or(0) as u64 * CHECK_NS
+                > state
+                    .model
+                    .as_deref()
+                    .and_then(|m| {
+                        let p = m.plan();
+                        p.node_id(&c.object.object_type, c.relation)
+                            .and_then(|n| p.needs(n))
+                    })
+                    .map(|n| n.len() as u64)
+                    .unwrap_or(1)
+                    * NODE_NS;
+            let r = if big && c.contextual.is_empty() && !c.explain {
+                let entry = bitmaps.entry(g).or_insert_with(|| {
+                    self.reach_in(
+                        &state,
+                        &LookupRequest {
+                            user: c.user,
+                            relation: c.relation,
+                            object_type: &c.object.object_type,
+                            context: c.context,
+                            contextual: &[],
+                            max_depth: c.max_depth,
+                        },
+                    )
+                    .ok()
+                    .map(|(l, _)| l)
+                    // Only plain results answer membership; others fall back to checks.
+                    .filter(|l| l.overlay.is_none() && l.conditional.is_empty())
+                });
+                match entry {
+                    Some(l) => engine::validate_request(
+                        state.view()?.model,
+                        c.user,
+                        c.relation,
+                        &c.object.object_type,
+                    )
+                    .map_err(ServiceError::from)
+                    .map(|()| {
+                        let allowed = state
+                            .index
+                            .object(&c.object.to_string())
+                            .is_some_and(|id| l.allowed.contains(id));
+                        CheckResult {
+                            decision: if allowed {
+                                Decision::Allowed
+                            } else {
+                                Decision::Denied
+                            },
+                            explanation: None,
+                            deny_trace: None,
+                            visited: 0,
+                            cycle: false,
+                            cache_hit: true,
+                        }
+                    }),
+                    None => self.check_in(&state, c),
+                }
+            } else {
+                self.check_in(&state, c)
+            };
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(r);
+            }
+        }
+        let mut out = Vec::with_capacity(checks.len());
+        for i in 0..checks.len() {
+            let o = owner.get(i).copied().unwrap_or(i);
+            let r = match results.get(o) {
+                Some(Some(Ok(r))) => Ok(r.clone()),
+                Some(Some(Err(e))) => Err(e.to_string()),
+                _ => Err("internal: missing batch result".to_string()),
+            };
+            out.push(BatchItem {
+                result: r,
+                duplicate_of: (o != i).then_some(o),
+            });
+        }
+        Ok(BatchResult {
+            items: out,
+            revision: state.revision,
+            model_id: state.model_id().to_string(),
+        })
+    }
+}
+
+/// Paging for `lookup`.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// Most objects to return (none: all).
+    pub limit: Option<usize>,
+    /// Continue after the page that returned this cursor.
+    pub cursor: Option<String>,
+}
+
+/// One page of a lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupPage {
+    pub objects: Vec<ObjectRef>,
+    /// Objects whose answer depends on missing context, with the parameters missing (first
+    /// page only).
+    #[serde(skip)]
+    pub conditional: Vec<(ObjectRef, Vec<String>)>,
+    /// More objects remain: follow `cursor`.
+    pub truncated: bool,
+    pub cursor: Option<String>,
+    /// Size of the whole answer.
+    pub total: u64,
+    pub revision: u64,
+    pub model_id: String,
+    pub stats: BulkStats,
+    pub cache_hit: bool,
+}
+
+/// A `filter` request.
+#[derive(Clone, Copy)]
+pub struct FilterRequest<'a> {
+    pub user: &'a User,
+    pub relation: &'a str,
+    pub object_type: &'a str,
+    /// Objects `type:id`, all of `object_type`.
+    pub candidates: &'a [String],
+    pub context: &'a Map<String, Value>,
+    pub contextual: &'a [Tuple],
+    pub max_depth: u32,
+    /// Attach an explanation to every permitted item.
+    pub explain: bool,
+    /// Force a strategy (`None`: the planner chooses).
+    pub strategy: Option<Strategy>,
+}
+
+/// A permitted candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterItem {
+    pub object: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+/// What the planner chose, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterPlan {
+    pub strategy: Strategy,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<BulkStats>,
+}
+
+/// The answer to `filter`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterResult {
+    /// Permitted candidates, in the order given (first occurrence).
+    pub allowed: Vec<FilterItem>,
+    /// Candidates whose answer depends on missing context: (object, parameters missing).
+    pub conditional: Vec<(String, Vec<String>)>,
+    /// Candidates the store has never seen (not permitted).
+    pub unknown: usize,
+    /// Candidates repeated in the list (answered once).
+    pub duplicates: usize,
+    /// Known candidates that are not permitted.
+    pub denied: usize,
+    pub revision: u64,
+    pub model_id: String,
+    pub plan: FilterPlan,
+    pub cache_hit: bool,
+}
+
+/// One answer of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub result: Result<CheckResult, String>,
+    /// When this check repeats an earlier one: that one's index.
+    pub duplicate_of: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchResult {
+    pub items: Vec<BatchItem>,
+    pub revision: u64,
+    pub model_id: String,
+}
+
+/// Identifies a check request (for de-duplication within a batch).
+#[derive(PartialEq, Eq, Hash)]
+struct CheckKey {
+    user: User,
+    relation: String,
+    object: ObjectRef,
+    context: String,
+    contextual: String,
+    explain: bool,
+    max_depth: u32,
+}
+
+impl CheckKey {
+    fn of(c: &CheckRequest<'_>) -> Self {
+        Self {
+            user: c.user.clone(),
+            relation: c.relation.to_string(),
+            object: c.object.clone(),
+            context: canonical_json(c.context),
+            contextual: contextual_text(c.contextual),
+            explain: c.explain,
+            max_depth: c.max_depth,
+        }
+    }
+}
+
+/// Checks that one bitmap evaluation can answer together.
+#[derive(PartialEq, Eq, Hash)]
+struct GroupKey {
+    user: User,
+    relation: String,
+    object_type: String,
+    context: String,
+    max_depth: u32,
+}
+
+impl GroupKey {
+    fn of(c: &CheckRequest<'_>) -> Self {
+        Self {
+            user: c.user.clone(),
+            relation: c.relation.to_string(),
+            object_type: c.object.object_type.clone(),
+            context: canonical_json(c.context),
+            max_depth: c.max_depth,
+        }
+    }
+}
+
+fn contextual_text(ts: &[Tuple]) -> String {
+    let mut out = String::new();
+    for t in ts {
+        let c = t
+            .condition
+            .as_ref()
+            .map(|c| format!("{}:{}", c.name, canonical_json(&c.context)))
+            .unwrap_or_default();
+        // Length-prefixed, so no two lists encode alike.
+        for part in [t.to_string(), c] {
+            out.push_str(&part.len().to_string());
+            out.push(':');
+            out.push_str(&part);
+        }
+    }
+    out
+}
+
+/// A stable 64-bit fingerprint of everything that determines a lookup's answer.
+fn fingerprint(r: &LookupRequest<'_>) -> u64 {
+    let mut h = Fnv::default();
+    for part in [
+        r.user.to_string(),
+        r.relation.to_string(),
+        r.object_type.to_string(),
+        canonical_json(r.context),
+        contextual_text(r.contextual),
+        r.max_depth.to_string(),
+    ] {
+        h.write(&(part.len() as u64).to_le_bytes());
+        h.write(part.as_bytes());
+    }
+    h.0
+}
+
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A lookup cursor: `c1.<revision>.<fingerprint hex>.<last id>.<checksum hex>`.
+struct Cursor {
+    revision: u64,
+    fingerprint: u64,
+    after: Obj,
+}
+
+impl Cursor {
+    fn body(&self) -> String {
+        format!(
+            "c1.{}.{:016x}.{}",
+            self.revision, self.fingerprint, self.after
+        )
+    }
+
+    fn encode(&self) -> String {
+        let body = self.body();
+        let mut h = Fnv::default();
+        h.write(body.as_bytes());
+        format!("{body}.{:08x}", h.0 as u32)
+    }
+
+    fn decode(text: &str) -> Result<Cursor, RequestError> {
+        let bad = |why: &str| RequestError::MalformedCursor(format!("'{text}': {why}"));
+        if text.len() > 128 {
+            return Err(bad("too long"));
+        }
+        let parts: Vec<&str> = text.split('.').collect();
+        let [version, revision, fingerprint, after, checksum] = parts.as_slice() else {
+            return Err(bad("expected 5 dot-separated fields"));
+        };
+        if *version != "c1" {
+            return Err(bad("unknown version"));
+        }
+        let c = Cursor {
+            revision: revision.parse().map_err(|_| bad("bad revision"))?,
+            fingerprint: u64::from_str_radix(fingerprint, 16)
+                .map_err(|_| bad("bad fingerprint"))?,
+            after: after.parse().map_err(|_| bad("bad position"))?,
+        };
+        if c.encode().rsplit('.').next() != Some(*checksum) {
+            return Err(bad("checksum mismatch"));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_tampering() {
+        let c = Cursor {
+            revision: 42,
+            fingerprint: 0xdead_beef,
+            after: 7,
+        };
+        let text = c.encode();
+        let back = Cursor::decode(&text).ok();
+        assert!(
+            back.is_some_and(|b| b.revision == 42 && b.after == 7 && b.fingerprint == 0xdead_beef)
+        );
+        let tampered = text.replacen(".7.", ".8.", 1);
+        assert!(matches!(
+            Cursor::decode(&tampered),
+            Err(RequestError::MalformedCursor(_))
+        ));
+        for bad in ["", "c1", "c2.1.0.0.0", "c1.x.0.0.0", &"c".repeat(200)] {
+            assert!(Cursor::decode(bad).is_err(), "{bad}");
+        }
+    }
+}

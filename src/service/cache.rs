@@ -1,0 +1,173 @@
+//! The reachability cache: per-(subject, relation, object type, context) result bitmaps, in
+//! `moka`, reused across revisions for as long as no write could have changed them.
+//!
+//! Keys are structs (no string concatenation, so no two requests share a key by accident) and
+//! carry the model id; an entry records the revision it was computed at (`computed_at`) and the
+//! last revision, at that time, of any write its answer depends on (`valid_from`). Those writes
+//! are what the model's rewrite graph says the answer reads ([`crate::model::plan::Read`]):
+//! a wildcard or userset tuple on any relation in the closure, any tuple on a relation read as
+//! a tupleset, and a tuple naming the subject itself. An entry answers a read at revision `R`
+//! iff no such write happened between `R` and `computed_at`, so a single tuple write leaves the
+//! entries of other subjects, and of relations it cannot reach, in place.
+//!
+//! Never cached: errors, results with undecided objects (missing context, cycles), results
+//! that needed contextual tuples or an overlay snapshot, and results whose depth bound reached
+//! the request's depth limit.
+
+use crate::index::Snapshot;
+use crate::model::TypeSystem;
+use crate::tuple::User;
+use roaring::RoaringBitmap;
+use serde_json::{Map, Value};
+use std::sync::{Arc, OnceLock};
+
+/// What identifies a cached result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReachKey {
+    pub model_id: Arc<str>,
+    pub subject: User,
+    pub relation: String,
+    pub object_type: String,
+    /// The request context as canonical JSON (keys sorted).
+    pub context: String,
+}
+
+impl ReachKey {
+    pub fn new(
+        model_id: &str,
+        subject: &User,
+        relation: &str,
+        object_type: &str,
+        context: &Map<String, Value>,
+    ) -> Self {
+        Self {
+            model_id: Arc::from(model_id),
+            subject: subject.clone(),
+            relation: relation.to_string(),
+            object_type: object_type.to_string(),
+            context: canonical_json(context),
+        }
+    }
+}
+
+/// JSON with object keys sorted (serde_json's map is ordered by key), so equal contexts give
+/// equal text.
+pub fn canonical_json(m: &Map<String, Value>) -> String {
+    serde_json::to_string(m).unwrap_or_default()
+}
+
+/// A cached answer: every object of the type on which the relation holds (no undecided ones).
+#[derive(Debug)]
+pub struct CachedReach {
+    pub allowed: RoaringBitmap,
+    pub computed_at: u64,
+    pub valid_from: u64,
+    pub depth_bound: u32,
+}
+
+/// Per-revision memo of the subject-independent part of validity: for each node, the last
+/// revision of a write that can affect every subject's answer there.
+pub struct NodeWrites {
+    slots: Vec<OnceLock<u64>>,
+}
+
+impl NodeWrites {
+    pub fn new(model: Option<&TypeSystem>) -> Self {
+        let n = model.map(|m| m.plan().len()).unwrap_or(0);
+        Self {
+            slots: (0..n).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The last revision, in `snap`, of a write that can change any subject's answer for
+    /// `node`.
+    pub fn get(&self, model: &TypeSystem, snap: &Snapshot, node: usize) -> u64 {
+        let compute = || {
+            let mut last = 0;
+            for r in model.plan().reads(node) {
+                let (Some(t), Some(rel)) = (snap.name(&r.object_type), snap.name(&r.relation))
+                else {
+                    continue;
+                };
+                let w = if r.broad {
+                    snap.relation_written(t, rel)
+                } else {
+                    snap.set_written(t, rel)
+                };
+                last = last.max(w);
+            }
+            last
+        };
+        match self.slots.get(node) {
+            Some(slot) => *slot.get_or_init(compute),
+            None => compute(),
+        }
+    }
+}
+
+/// The last revision, in `snap`, of a write that can change `subject`'s answer for `node`.
+pub fn last_relevant_write(
+    model: &TypeSystem,
+    snap: &Snapshot,
+    writes: &NodeWrites,
+    node: usize,
+    subject: &User,
+) -> u64 {
+    let mut last = writes.get(model, snap, node);
+    if let User::Object(o) = subject {
+        if let Some(id) = snap.object(&o.to_string()) {
+            last = last.max(snap.subject_written(id));
+        }
+    }
+    last
+}
+
+impl CachedReach {
+    /// Whether this entry is the answer at `snap`'s revision (see the module doc).
+    pub fn valid_at(&self, revision: u64, last_relevant_write: impl FnOnce() -> u64) -> bool {
+        if revision < self.computed_at {
+            self.valid_from <= revision
+        } else {
+            last_relevant_write() <= self.computed_at
+        }
+    }
+}
+
+/// The cache itself, weighed by bitmap size.
+pub struct ReachCache {
+    inner: moka::sync::Cache<ReachKey, Arc<CachedReach>>,
+}
+
+impl ReachCache {
+    pub fn new(max_bytes: u64) -> Self {
+        let inner = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|k: &ReachKey, v: &Arc<CachedReach>| {
+                let bytes = v.allowed.serialized_size()
+                    + k.relation.len()
+                    + k.object_type.len()
+                    + k.context.len()
+                    + 128;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .build();
+        Self { inner }
+    }
+
+    pub fn get(&self, key: &ReachKey) -> Option<Arc<CachedReach>> {
+        self.inner.get(key)
+    }
+
+    pub fn insert(&self, key: ReachKey, value: Arc<CachedReach>) {
+        self.inner.insert(key, value);
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.entry_count()
+    }
+
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
+    }
+}
