@@ -11,6 +11,7 @@ SUITE="${2:-../shared/conformance/openfga}"
 status=0
 total_pass=0
 total_fail=0
+declare -A kind_pass=() kind_total=()
 for dir in "$SUITE"/*/*/; do
   dir="${dir%/}"
   kind="$(basename "$dir")"
@@ -37,6 +38,15 @@ for dir in "$SUITE"/*/*/; do
   fi
   total_pass=$((total_pass + p))
   total_fail=$((total_fail + f))
+  for k in check list_objects list_users; do
+    kp="$(printf '%s' "$summary" | sed -n "s/.*$k \([0-9]*\)\/\([0-9]*\).*/\1/p")"
+    kt="$(printf '%s' "$summary" | sed -n "s/.*$k \([0-9]*\)\/\([0-9]*\).*/\2/p")"
+    kind_pass[$k]=$(( ${kind_pass[$k]:-0} + ${kp:-0} ))
+    kind_total[$k]=$(( ${kind_total[$k]:-0} + ${kt:-0} ))
+  done
 done
 echo "conformance: $total_pass passed, $total_fail failed"
+for k in check list_objects list_users; do
+  echo "  $k: ${kind_pass[$k]:-0}/${kind_total[$k]:-0} passed"
+done
 exit $status

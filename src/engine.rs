@@ -16,6 +16,7 @@
 //! ignored on read, as OpenFGA does.
 
 pub mod check;
+pub mod expand;
 pub mod explain;
 pub mod reach;
 
@@ -450,6 +451,7 @@ pub fn list_users(
         view,
         filter,
         contextual,
+        every_branch: false,
     };
     walker.collect(object, relation, &mut visited, &mut candidates);
     let mut out = Vec::new();
@@ -471,6 +473,68 @@ pub fn list_users(
     Ok(out)
 }
 
+/// The answer to `subjects`: OpenFGA's ListUsers answer, plus the users a listed wildcard does
+/// not cover.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Subjects {
+    /// Concrete users, usersets and wildcards (as ListUsers lists them).
+    pub users: Vec<User>,
+    /// When `users` holds the wildcard `type:*`: the concrete users of that type that do not
+    /// have the relation nonetheless (excluded by a `but not`, or failing an intersection).
+    pub excluded: Vec<User>,
+}
+
+/// `subjects(object, relation, filter)`: [`list_users`], and for a wildcard in the answer the
+/// users it does not cover — every concrete user of the type named anywhere in the tuples
+/// reachable from the object (including subtracted and intersected branches) whose check
+/// denies.
+pub fn subjects(
+    view: View<'_>,
+    object: &ObjectRef,
+    relation: &str,
+    filter: &UserFilter,
+    context: &serde_json::Map<String, serde_json::Value>,
+    contextual: &[crate::tuple::Tuple],
+) -> Result<Subjects, EngineError> {
+    let users = list_users(view, object, relation, filter, context, contextual)?;
+    let wildcard = users
+        .iter()
+        .any(|u| matches!(u, User::Wildcard(t) if *t == filter.user_type));
+    let mut excluded = Vec::new();
+    if wildcard && filter.relation.is_none() {
+        let mut candidates = BTreeSet::new();
+        let mut visited = HashSet::new();
+        let walker = Candidates {
+            view,
+            filter,
+            contextual,
+            every_branch: true,
+        };
+        walker.collect(object, relation, &mut visited, &mut candidates);
+        for user in candidates {
+            if !matches!(user, User::Object(_)) {
+                continue;
+            }
+            let r = check(
+                view,
+                &CheckRequest {
+                    user: &user,
+                    relation,
+                    object,
+                    context,
+                    contextual,
+                    explain: false,
+                    max_depth: DEFAULT_MAX_DEPTH,
+                },
+            )?;
+            if !r.decision.allowed()? {
+                excluded.push(user);
+            }
+        }
+    }
+    Ok(Subjects { users, excluded })
+}
+
 /// Collects the users of `filter`'s form that appear on some positive path to
 /// `object#relation` (through usersets, computed relations, tuple-to-userset hops, both sides of
 /// unions and intersections, and the base of exclusions). ListUsers reports exactly those that
@@ -480,6 +544,8 @@ struct Candidates<'a> {
     view: View<'a>,
     filter: &'a UserFilter,
     contextual: &'a [crate::tuple::Tuple],
+    /// Also walk subtracted branches (to find users a wildcard does not cover).
+    every_branch: bool,
 }
 
 impl Candidates<'_> {
@@ -545,7 +611,12 @@ impl Candidates<'_> {
                     self.rewrite(object, def, c, visited, out);
                 }
             }
-            Rewrite::Exclusion { base, .. } => self.rewrite(object, def, base, visited, out),
+            Rewrite::Exclusion { base, subtract } => {
+                self.rewrite(object, def, base, visited, out);
+                if self.every_branch {
+                    self.rewrite(object, def, subtract, visited, out);
+                }
+            }
         }
     }
 

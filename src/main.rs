@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use clew::engine::{self, CheckRequest, Decision, LookupRequest, UserFilter};
 use clew::service::Clew;
-use clew::service::bulk::{Consistency, PageRequest};
+use clew::service::bulk::{Consistency, FilterRequest, PageRequest};
 use clew::testfile::{self, TupleMode};
 use clew::tuple::{ObjectRef, Tuple, TupleSpec, User};
 use serde_json::{Map, Value, json};
@@ -57,6 +57,40 @@ enum Command {
         /// Print JSON (objects, truncated, cursor, revision, stats).
         #[arg(long)]
         json: bool,
+    },
+    /// The permitted subset of candidate objects: USER RELATION TYPE CANDIDATE... (or --file).
+    Filter {
+        #[command(flatten)]
+        source: Source,
+        user: String,
+        relation: String,
+        object_type: String,
+        /// Candidate objects `type:id`.
+        candidates: Vec<String>,
+        /// Read candidates from a file, one per line.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        context: Option<String>,
+        /// Attach an explanation to each permitted object.
+        #[arg(long)]
+        explain: bool,
+        /// Print JSON (with the planner's choice).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Many checks in one call, from a JSON-lines file of {"user","relation","object","context"?}.
+    BatchCheck {
+        #[command(flatten)]
+        source: Source,
+        file: PathBuf,
+    },
+    /// The userset tree of OBJECT RELATION (one level, as OpenFGA's Expand).
+    Expand {
+        #[command(flatten)]
+        source: Source,
+        object: String,
+        relation: String,
     },
     /// Who has the relation on an object: OBJECT RELATION USER_TYPE[#relation].
     Subjects {
@@ -124,6 +158,17 @@ struct CheckArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// One line of a `batch-check` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchLine {
+    user: String,
+    relation: String,
+    object: String,
+    #[serde(default)]
+    context: Map<String, Value>,
 }
 
 fn main() -> ExitCode {
@@ -251,11 +296,145 @@ fn run(cli: Cli) -> Res<ExitCode> {
             };
             let state = clew.state();
             let view = state.view().map_err(|e| e.to_string())?;
-            for u in engine::list_users(view, &object, &relation, &filter, &context, &[])
-                .map_err(|e| e.to_string())?
-            {
+            let answer = engine::subjects(view, &object, &relation, &filter, &context, &[])
+                .map_err(|e| e.to_string())?;
+            for u in &answer.users {
                 println!("{u}");
             }
+            for u in &answer.excluded {
+                println!("except {u}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Filter {
+            source,
+            user,
+            relation,
+            object_type,
+            mut candidates,
+            file,
+            context,
+            explain,
+            json,
+        } => {
+            let clew = open_source(&source)?;
+            let user = User::parse(&user).map_err(|e| e.to_string())?;
+            let context = parse_context(context.as_deref())?;
+            if let Some(f) = file {
+                let text = read_text(&f)?;
+                candidates.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from),
+                );
+            }
+            let req = FilterRequest {
+                user: &user,
+                relation: &relation,
+                object_type: &object_type,
+                candidates: &candidates,
+                context: &context,
+                contextual: &[],
+                max_depth: engine::DEFAULT_MAX_DEPTH,
+                explain,
+                strategy: None,
+            };
+            let out = clew
+                .filter(&req, Consistency::Latest)
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+                );
+            } else {
+                for item in &out.allowed {
+                    println!("{}", item.object);
+                }
+                eprintln!(
+                    "{} permitted, {} denied, {} unknown, {} duplicates (strategy {:?}: {}; revision {})",
+                    out.allowed.len(),
+                    out.denied,
+                    out.unknown,
+                    out.duplicates,
+                    out.plan.strategy,
+                    out.plan.reason,
+                    out.revision
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BatchCheck { source, file } => {
+            let clew = open_source(&source)?;
+            let text = read_text(&file)?;
+            let mut items = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let item: BatchLine = serde_json::from_str(line).map_err(|e| {
+                    format!(
+                        "{}: line {}, column {}: {e}",
+                        file.display(),
+                        i + 1,
+                        e.column()
+                    )
+                })?;
+                let user = User::parse(&item.user)
+                    .map_err(|e| format!("{}: line {}: {e}", file.display(), i + 1))?;
+                let object = ObjectRef::parse(&item.object)
+                    .map_err(|e| format!("{}: line {}: {e}", file.display(), i + 1))?;
+                items.push((user, item.relation, object, item.context));
+            }
+            let reqs: Vec<CheckRequest<'_>> = items
+                .iter()
+                .map(|(user, relation, object, context)| CheckRequest {
+                    user,
+                    relation,
+                    object,
+                    context,
+                    contextual: &[],
+                    explain: false,
+                    max_depth: engine::DEFAULT_MAX_DEPTH,
+                })
+                .collect();
+            let out = clew
+                .batch_check(&reqs, Consistency::Latest)
+                .map_err(|e| e.to_string())?;
+            for ((user, relation, object, _), item) in items.iter().zip(&out.items) {
+                let answer = match &item.result {
+                    Ok(r) => match &r.decision {
+                        Decision::Allowed => json!("allowed"),
+                        Decision::Denied => json!("denied"),
+                        Decision::Conditional { missing } => {
+                            json!({"conditional": missing})
+                        }
+                    },
+                    Err(e) => json!({"error": e}),
+                };
+                println!(
+                    "{}",
+                    json!({"user": user.to_string(), "relation": relation, "object": object.to_string(), "decision": answer, "revision": out.revision})
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Expand {
+            source,
+            object,
+            relation,
+        } => {
+            let clew = open_source(&source)?;
+            let object = ObjectRef::parse(&object).map_err(|e| e.to_string())?;
+            let state = clew.state();
+            let view = state.view().map_err(|e| e.to_string())?;
+            let tree = clew::engine::expand::expand(view, &object, &relation)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tree).map_err(|e| e.to_string())?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Test {
@@ -302,6 +481,7 @@ fn run_tests(
         TupleMode::Write
     };
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut by_op = [(0usize, 0usize); 3];
     for f in files {
         match testfile::run_file(f, mode) {
             Ok(report) => {
@@ -332,6 +512,10 @@ fn run_tests(
                 }
                 passed += report.passed;
                 failed += report.failed;
+                for (acc, r) in by_op.iter_mut().zip(report.by_op) {
+                    acc.0 += r.0;
+                    acc.1 += r.1;
+                }
                 if !quiet && report.failed == 0 && report.write_error.is_none() {
                     println!("ok {} ({} assertions)", f.display(), report.passed);
                 }
@@ -342,7 +526,12 @@ fn run_tests(
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    let kinds: Vec<String> = testfile::Op::ALL
+        .iter()
+        .zip(by_op)
+        .map(|(op, (p, f))| format!("{} {p}/{}", op.name(), p + f))
+        .collect();
+    println!("{passed} passed, {failed} failed ({})", kinds.join(", "));
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -119,6 +119,29 @@ pub struct FileReport {
     pub failures: Vec<String>,
     /// Set when the file's tuples (or a test's) were rejected by the write path.
     pub write_error: Option<String>,
+    /// (passed, failed) per kind of assertion: check, list_objects, list_users.
+    pub by_op: [(usize, usize); 3],
+}
+
+impl Op {
+    /// Index into [`FileReport::by_op`].
+    pub fn index(self) -> usize {
+        match self {
+            Op::Check => 0,
+            Op::ListObjects => 1,
+            Op::ListUsers => 2,
+        }
+    }
+
+    pub const ALL: [Op; 3] = [Op::Check, Op::ListObjects, Op::ListUsers];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Check => "check",
+            Op::ListObjects => "list_objects",
+            Op::ListUsers => "list_users",
+        }
+    }
 }
 
 /// The kind of request an assertion makes.
@@ -306,10 +329,19 @@ fn run_test(clew: &Clew, test: &TestCase, path: &str, report: &mut FileReport) {
                 (got != code).then(|| format!("expected error {code}, got error {got}: {e}"))
             }
         };
+        let slot = report.by_op.get_mut(op.index());
         match failure {
-            None => report.passed += 1,
+            None => {
+                report.passed += 1;
+                if let Some(s) = slot {
+                    s.0 += 1;
+                }
+            }
             Some(f) => {
                 report.failed += 1;
+                if let Some(s) = slot {
+                    s.1 += 1;
+                }
                 report
                     .failures
                     .push(format!("FAIL {path}: test '{}': {what}: {f}", test.name));
