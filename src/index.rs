@@ -22,6 +22,12 @@ use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
 use roaring::RoaringBitmap;
 use std::sync::Arc;
 
+/// The persistent hash map of the index: imbl's HAMT with foldhash's per-process seeded hasher
+/// (SipHash dominated lookups; keys come from callers, so a fixed-seed hash would invite
+/// collision attacks).
+pub type Map<K, V> =
+    imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+
 /// An interned object (`type:id`).
 pub type Obj = u32;
 /// An interned name: a type, a relation or a named graph.
@@ -30,7 +36,7 @@ pub type Name = u32;
 /// Strings ↔ dense `u32` ids. Persistent: cloning is O(1) and shares structure.
 #[derive(Clone, Default)]
 pub struct Interner {
-    ids: imbl::HashMap<Arc<str>, u32>,
+    ids: Map<Arc<str>, u32>,
     strings: imbl::Vector<Arc<str>>,
 }
 
@@ -198,23 +204,23 @@ pub struct Snapshot {
     objects: Interner,
     /// Object → its type (a `Name`), parallel to `objects`.
     object_types: imbl::Vector<Name>,
-    edges: imbl::HashMap<(Obj, Name), Arc<Edges>>,
+    edges: Map<(Obj, Name), Arc<Edges>>,
     /// Every object ever seen, by type (objects are never forgotten: harmless candidates).
-    by_type: imbl::HashMap<Name, Arc<RoaringBitmap>>,
+    by_type: Map<Name, Arc<RoaringBitmap>>,
     /// The named graph of a tuple whose triple is not in the default tuple graph.
-    origins: imbl::HashMap<(Obj, Name, UserRef), Name>,
+    origins: Map<(Obj, Name, UserRef), Name>,
     /// Unconditional edges by user: (object type, relation, user) → objects.
-    reverse: imbl::HashMap<RevKey, Arc<RoaringBitmap>>,
+    reverse: Map<RevKey, Arc<RoaringBitmap>>,
     /// Conditional edges by user: (object type, relation, user) → (object, condition), sorted
     /// by object.
-    reverse_conditional: imbl::HashMap<RevKey, Arc<Vec<(Obj, Arc<TupleCondition>)>>>,
+    reverse_conditional: Map<RevKey, Arc<Vec<(Obj, Arc<TupleCondition>)>>>,
     /// (object type, relation) → the last revision that changed any tuple there.
-    relation_writes: imbl::HashMap<(Name, Name), u64>,
+    relation_writes: Map<(Name, Name), u64>,
     /// (object type, relation) → the last revision that changed a tuple there whose user is a
     /// wildcard or a userset (a change that can affect every subject).
-    set_writes: imbl::HashMap<(Name, Name), u64>,
+    set_writes: Map<(Name, Name), u64>,
     /// Concrete user → the last revision that changed a tuple naming it as the user.
-    subject_writes: imbl::HashMap<Obj, u64>,
+    subject_writes: Map<Obj, u64>,
     tuple_count: u64,
 }
 

@@ -42,6 +42,12 @@ impl ObjectRef {
 
     /// Parses `type:id`. The id is everything after the first `:`.
     pub fn parse(text: &str) -> Result<Self, TupleError> {
+        let (object_type, id) = Self::validate(text)?;
+        Ok(Self::new(object_type, id))
+    }
+
+    /// Checks `type:id` as [`ObjectRef::parse`] does, without allocating; returns the parts.
+    pub fn validate(text: &str) -> Result<(&str, &str), TupleError> {
         let err = |why| TupleError::Object(text.to_string(), why);
         if text.len() > MAX_OBJECT_LEN {
             return Err(err("longer than 256 bytes"));
@@ -59,7 +65,7 @@ impl ObjectRef {
         if id.chars().any(|c| c == '#' || c.is_whitespace()) {
             return Err(err("the id contains '#' or whitespace"));
         }
-        Ok(Self::new(object_type, id))
+        Ok((object_type, id))
     }
 }
 

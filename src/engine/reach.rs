@@ -128,7 +128,7 @@ pub fn reach(
         bounds: vec![0; plan.len()],
         node_evaluations: 0,
         rounds: 0,
-        condition_evaluations: 0,
+        condition_evaluations: std::cell::Cell::new(0),
     };
     let needs = plan.needs(target).cloned().unwrap_or_default();
     for (si, scc) in plan.sccs().iter().enumerate() {
@@ -165,8 +165,32 @@ pub fn reach(
         depth_bound: ev.bounds.get(target).copied().unwrap_or(0),
         node_evaluations: ev.node_evaluations,
         rounds: ev.rounds,
-        condition_evaluations: ev.condition_evaluations,
+        condition_evaluations: ev.condition_evaluations.get(),
     })
+}
+
+/// Collects the parts of a union (borrowed bitmaps from the index, and single objects) and
+/// unions them once at the end: folding many small bitmaps into a growing one copies the
+/// accumulator every time.
+#[derive(Default)]
+struct Parts<'s> {
+    yes: Vec<&'s RoaringBitmap>,
+    undecided: Vec<&'s RoaringBitmap>,
+    yes_one: Vec<Obj>,
+    undecided_one: Vec<Obj>,
+}
+
+impl Parts<'_> {
+    fn finish(mut self) -> Sets {
+        use roaring::MultiOps;
+        let mut yes = self.yes.into_iter().union();
+        self.yes_one.sort_unstable();
+        yes.extend(self.yes_one);
+        let mut undecided = self.undecided.into_iter().union();
+        self.undecided_one.sort_unstable();
+        undecided.extend(self.undecided_one);
+        Sets { yes, undecided }.normalize()
+    }
 }
 
 /// A condition outcome or a set label, for combining a tuple with what it leads to.
@@ -187,10 +211,10 @@ struct Eval<'a> {
     bounds: Vec<u32>,
     node_evaluations: u32,
     rounds: u32,
-    condition_evaluations: u32,
+    condition_evaluations: std::cell::Cell<u32>,
 }
 
-impl Eval<'_> {
+impl<'a> Eval<'a> {
     /// Iterates a recursive component to its fixpoint (see the module doc).
     fn component(&mut self, si: usize, scc: &[usize], negated: bool) -> Result<(), EngineError> {
         let kleene = self.plan.needs_undecided(si, negated);
@@ -252,9 +276,11 @@ impl Eval<'_> {
     }
 
     fn value(&self, n: Option<usize>) -> Sets {
-        n.and_then(|n| self.values.get(n))
-            .and_then(|v| v.clone())
-            .unwrap_or_default()
+        self.value_ref(n).cloned().unwrap_or_default()
+    }
+
+    fn value_ref(&self, n: Option<usize>) -> Option<&Sets> {
+        n.and_then(|n| self.values.get(n)).and_then(|v| v.as_ref())
     }
 
     /// One node's value from the current values of its dependencies.
@@ -332,10 +358,10 @@ impl Eval<'_> {
 
     /// `[restrictions]`: the objects whose direct tuples name the subject, its wildcard, or a
     /// userset the subject is in, admitted by one of the relation's type restrictions.
-    fn direct(&mut self, type_name: Option<Name>, def: &RelationDef) -> Sets {
-        let mut acc = Sets::default();
+    fn direct(&self, type_name: Option<Name>, def: &RelationDef) -> Sets {
+        let mut acc = Parts::default();
         let (Some(t), Some(r)) = (type_name, self.snap.name(&def.name)) else {
-            return acc;
+            return Sets::default();
         };
         for rest in &def.directly_related {
             let condition = rest.condition.as_deref();
@@ -361,7 +387,9 @@ impl Eval<'_> {
                     let Some(sn) = self.snap.name(s) else {
                         continue;
                     };
-                    let via = self.value(self.plan.node_id(&rest.type_name, s));
+                    let Some(via) = self.value_ref(self.plan.node_id(&rest.type_name, s)) else {
+                        continue;
+                    };
                     for x in &via.yes {
                         self.edges(
                             t,
@@ -385,25 +413,25 @@ impl Eval<'_> {
                 }
             }
         }
-        acc.normalize()
+        acc.finish()
     }
 
     /// `computed from tupleset`: objects whose `tupleset` tuple names a parent on which the
     /// subject has `computed`.
     fn tuple_to_userset(
-        &mut self,
+        &self,
         object_type: &str,
         type_name: Option<Name>,
         tupleset: &str,
         computed: &str,
     ) -> Sets {
-        let mut acc = Sets::default();
+        let mut acc = Parts::default();
         let (Some(t), Some(ts), Some(ts_def)) = (
             type_name,
             self.snap.name(tupleset),
             self.model.relation(object_type, tupleset),
         ) else {
-            return acc;
+            return Sets::default();
         };
         for rest in &ts_def.directly_related {
             if rest.kind != RestrictionKind::Direct
@@ -411,7 +439,9 @@ impl Eval<'_> {
             {
                 continue;
             }
-            let parents = self.value(self.plan.node_id(&rest.type_name, computed));
+            let Some(parents) = self.value_ref(self.plan.node_id(&rest.type_name, computed)) else {
+                continue;
+            };
             let condition = rest.condition.as_deref();
             for p in &parents.yes {
                 self.edges(t, ts, UserRef::Object(p), condition, Label::Yes, &mut acc);
@@ -427,27 +457,27 @@ impl Eval<'_> {
                 );
             }
         }
-        acc.normalize()
+        acc.finish()
     }
 
     /// Adds the objects `user` is related to by `t#r` under the restriction's `condition`
     /// (none: the plain edges; a name: the conditional edges with that condition, evaluated),
     /// each combined with `label` (what holds for the user itself).
     fn edges(
-        &mut self,
+        &self,
         t: Name,
         r: Name,
         user: UserRef,
         condition: Option<&str>,
         label: Label,
-        acc: &mut Sets,
+        acc: &mut Parts<'a>,
     ) {
         match condition {
             None => {
                 if let Some(bits) = self.snap.reverse(t, r, user) {
                     match label {
-                        Label::Yes => acc.yes |= bits,
-                        Label::Undecided => acc.undecided |= bits,
+                        Label::Yes => acc.yes.push(bits),
+                        Label::Undecided => acc.undecided.push(bits),
                     }
                 }
             }
@@ -459,19 +489,16 @@ impl Eval<'_> {
                     if c.name != name {
                         continue;
                     }
-                    self.condition_evaluations += 1;
+                    self.condition_evaluations
+                        .set(self.condition_evaluations.get() + 1);
                     let outcome = match compiled.evaluate(Some(&c.context), self.context) {
                         Ok(ConditionOutcome::Met) => Some(label),
                         Ok(ConditionOutcome::NotMet) => None,
                         Ok(ConditionOutcome::Missing(_)) | Err(_) => Some(Label::Undecided),
                     };
                     match outcome {
-                        Some(Label::Yes) => {
-                            acc.yes.insert(*o);
-                        }
-                        Some(Label::Undecided) => {
-                            acc.undecided.insert(*o);
-                        }
+                        Some(Label::Yes) => acc.yes_one.push(*o),
+                        Some(Label::Undecided) => acc.undecided_one.push(*o),
                         None => {}
                     }
                 }

@@ -322,6 +322,10 @@ impl Clew {
     }
 
     /// `filter`: the permitted subset of `candidates` (objects of one type), in their order.
+    ///
+    /// The planner answers from a cached result bitmap when one is valid; otherwise it compares
+    /// the cost of one top-down check per known candidate with the cost of evaluating the
+    /// subject's bitmap (which is then cached for the next request), and reports its choice.
     pub fn filter(
         &self,
         request: &FilterRequest<'_>,
@@ -343,14 +347,13 @@ impl Clew {
             request.object_type,
         )?;
         engine::validate_contextual(view.model, request.contextual)?;
-        let mut parsed = Vec::with_capacity(request.candidates.len());
         for (index, c) in request.candidates.iter().enumerate() {
-            let o = ObjectRef::parse(c).map_err(|e| RequestError::BadCandidate {
+            let (t, _) = ObjectRef::validate(c).map_err(|e| RequestError::BadCandidate {
                 index,
                 candidate: c.clone(),
                 why: e.to_string(),
             })?;
-            if o.object_type != request.object_type {
+            if t != request.object_type {
                 return Err(RequestError::BadCandidate {
                     index,
                     candidate: c.clone(),
@@ -358,73 +361,60 @@ impl Clew {
                 }
                 .into());
             }
-            parsed.push(o);
         }
-        let lookup_request = LookupRequest {
-            user: request.user,
-            relation: request.relation,
-            object_type: request.object_type,
-            context: request.context,
-            contextual: request.contextual,
-            max_depth: request.max_depth,
-        };
-        // Which candidates could possibly be allowed: those the evaluation snapshot knows, plus
-        // a userset subject's own object (a member of itself).
-        let contextual_objects: std::collections::HashSet<String> = request
-            .contextual
-            .iter()
-            .map(|t| t.object.to_string())
-            .collect();
+        // A candidate can only be permitted if the evaluation knows it: the store has seen it,
+        // a contextual tuple names it, or it is a userset subject's own object.
         let self_object = match request.user {
             User::Userset(o, _) => Some(o.to_string()),
             _ => None,
         };
-        let known = |o: &ObjectRef| {
-            let s = o.to_string();
-            state.index.object(&s).is_some()
-                || contextual_objects.contains(&s)
-                || self_object.as_deref() == Some(s.as_str())
+        let known = |c: &str| {
+            state.index.object(c).is_some()
+                || self_object.as_deref() == Some(c)
+                || request.contextual.iter().any(|t| {
+                    t.object.object_type == request.object_type && t.object.to_string() == c
+                })
         };
-        let known_count = parsed.iter().filter(|o| known(o)).count();
-        let cached = request.contextual.is_empty()
-            && self
-                .cached(
-                    &state,
-                    request.user,
-                    request.relation,
-                    request.object_type,
-                    request.context,
-                    request.max_depth,
-                )
-                .is_some();
-        let closure = view
-            .model
-            .plan()
-            .node_id(request.object_type, request.relation)
-            .and_then(|n| view.model.plan().needs(n))
-            .map(|n| n.len() as u64)
-            .unwrap_or(1);
-        let (strategy, reason) = match request.strategy {
-            Some(s) => (s, "requested".to_string()),
-            None if cached => (
+        let cached = if request.contextual.is_empty() {
+            self.cached(
+                &state,
+                request.user,
+                request.relation,
+                request.object_type,
+                request.context,
+                request.max_depth,
+            )
+        } else {
+            None
+        };
+        let (strategy, reason) = match (request.strategy, &cached) {
+            (Some(s), _) => (s, "requested".to_string()),
+            (None, Some(_)) => (
                 Strategy::CachedBitmap,
-                "a result bitmap for this subject is cached".into(),
+                "a result bitmap for this subject is cached and valid".into(),
             ),
-            None => {
-                let checks = known_count as u64 * CHECK_NS;
-                let bitmap = closure * NODE_NS;
+            (None, None) => {
+                let known_count = request.candidates.iter().filter(|c| known(c)).count() as u64;
+                let components = view
+                    .model
+                    .plan()
+                    .node_id(request.object_type, request.relation)
+                    .and_then(|n| view.model.plan().needs(n))
+                    .map(|n| n.len() as u64)
+                    .unwrap_or(1);
+                let (checks, bitmap) = (known_count * CHECK_NS, components * NODE_NS);
                 if checks <= bitmap {
                     (
                         Strategy::Checks,
                         format!(
-                            "{known_count} known candidates × {CHECK_NS} ns ≤ {closure} components × {NODE_NS} ns"
+                            "{known_count} known candidates × {CHECK_NS} ns ≤ {components} components × {NODE_NS} ns"
                         ),
                     )
                 } else {
                     (
                         Strategy::Bitmap,
                         format!(
-                            "{known_count} known candidates × {CHECK_NS} ns > {closure} components × {NODE_NS} ns"
+                            "{known_count} known candidates × {CHECK_NS} ns > {components} components × {NODE_NS} ns"
                         ),
                     )
                 }
@@ -445,74 +435,98 @@ impl Clew {
             },
             cache_hit: false,
         };
-        let mut seen = std::collections::HashSet::new();
-        let decide: Box<dyn Fn(&ObjectRef) -> Result<Decision, ServiceError>> = match strategy {
-            Strategy::Checks => Box::new(|o: &ObjectRef| {
+        let mut seen: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+            std::collections::HashSet::with_capacity_and_hasher(
+                request.candidates.len(),
+                foldhash::fast::RandomState::default(),
+            );
+        let record = |out: &mut FilterResult, c: &str, d: Decision| match d {
+            Decision::Allowed => out.allowed.push(FilterItem {
+                object: c.to_string(),
+                explanation: None,
+            }),
+            Decision::Denied => out.denied += 1,
+            Decision::Conditional { missing } => out.conditional.push((c.to_string(), missing)),
+        };
+        if strategy == Strategy::Checks {
+            for c in request.candidates {
+                if !seen.insert(c.as_str()) {
+                    out.duplicates += 1;
+                    continue;
+                }
+                if !known(c) {
+                    out.unknown += 1;
+                    continue;
+                }
+                let object = ObjectRef::parse(c).map_err(|e| RequestError::BadCandidate {
+                    index: 0,
+                    candidate: c.clone(),
+                    why: e.to_string(),
+                })?;
                 let r = self.check_in(
                     &state,
                     &CheckRequest {
                         user: request.user,
                         relation: request.relation,
-                        object: o,
+                        object: &object,
                         context: request.context,
                         contextual: request.contextual,
                         explain: false,
                         max_depth: request.max_depth,
                     },
                 )?;
-                Ok(r.decision)
-            }),
-            _ => {
-                let (lookup, hit) = self.reach_in(&state, &lookup_request)?;
-                out.cache_hit = hit;
-                out.plan.strategy = lookup.stats.strategy;
-                out.plan.stats = Some(lookup.stats.clone());
-                let snap = lookup.snapshot(&state.index);
-                let mut conditional: HashMap<Obj, Vec<String>> = HashMap::new();
-                for (o, m) in &lookup.conditional {
-                    conditional.insert(*o, m.clone());
+                record(&mut out, c, r.decision);
+            }
+        } else {
+            let lookup_request = LookupRequest {
+                user: request.user,
+                relation: request.relation,
+                object_type: request.object_type,
+                context: request.context,
+                contextual: request.contextual,
+                max_depth: request.max_depth,
+            };
+            let (allowed, conditional, snap_overlay, hit) = match cached {
+                Some(entry) if request.strategy.is_none() || strategy == Strategy::CachedBitmap => {
+                    (Shared::Cached(entry), HashMap::new(), None, true)
                 }
-                let ids: HashMap<String, Obj> = parsed
-                    .iter()
-                    .filter_map(|o| {
-                        let s = o.to_string();
-                        snap.object(&s).map(|id| (s, id))
-                    })
-                    .collect();
-                Box::new(move |o: &ObjectRef| {
-                    let Some(id) = ids.get(&o.to_string()) else {
-                        return Ok(Decision::Denied);
-                    };
-                    if lookup.allowed.contains(*id) {
-                        return Ok(Decision::Allowed);
-                    }
-                    Ok(match conditional.get(id) {
+                _ => {
+                    let (lookup, hit) = self.reach_in(&state, &lookup_request)?;
+                    out.plan.strategy = lookup.stats.strategy;
+                    out.plan.stats = Some(lookup.stats.clone());
+                    let conditional: HashMap<Obj, Vec<String>> =
+                        lookup.conditional.iter().cloned().collect();
+                    (
+                        Shared::Owned(lookup.allowed),
+                        conditional,
+                        lookup.overlay,
+                        hit,
+                    )
+                }
+            };
+            out.cache_hit = hit;
+            let snap = snap_overlay.as_deref().unwrap_or(&state.index);
+            let bits = allowed.bits();
+            for c in request.candidates {
+                if !seen.insert(c.as_str()) {
+                    out.duplicates += 1;
+                    continue;
+                }
+                let Some(id) = snap.object(c) else {
+                    out.unknown += 1;
+                    continue;
+                };
+                let d = if bits.contains(id) {
+                    Decision::Allowed
+                } else {
+                    match conditional.get(&id) {
                         Some(m) => Decision::Conditional { missing: m.clone() },
                         None => Decision::Denied,
-                    })
-                })
-            }
-        };
-        for o in &parsed {
-            let text = o.to_string();
-            if !seen.insert(text.clone()) {
-                out.duplicates += 1;
-                continue;
-            }
-            if !known(o) {
-                out.unknown += 1;
-                continue;
-            }
-            match decide(o)? {
-                Decision::Allowed => out.allowed.push(FilterItem {
-                    object: text,
-                    explanation: None,
-                }),
-                Decision::Denied => out.denied += 1,
-                Decision::Conditional { missing } => out.conditional.push((text, missing)),
+                    }
+                };
+                record(&mut out, c, d);
             }
         }
-        drop(decide);
         if request.explain {
             for item in &mut out.allowed {
                 let object = ObjectRef::parse(&item.object)
@@ -657,6 +671,21 @@ impl Clew {
             revision: state.revision,
             model_id: state.model_id().to_string(),
         })
+    }
+}
+
+/// A result bitmap, borrowed from the cache or owned.
+enum Shared {
+    Cached(Arc<CachedReach>),
+    Owned(roaring::RoaringBitmap),
+}
+
+impl Shared {
+    fn bits(&self) -> &roaring::RoaringBitmap {
+        match self {
+            Shared::Cached(c) => &c.allowed,
+            Shared::Owned(b) => b,
+        }
     }
 }
 
