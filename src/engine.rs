@@ -57,6 +57,8 @@ pub enum EngineError {
 pub struct View<'a> {
     pub snapshot: &'a Snapshot,
     pub model: &'a TypeSystem,
+    /// Nested-group closures for this snapshot and model, when the caller keeps them.
+    pub groups: Option<&'a crate::index::groups::GroupIndex>,
 }
 
 /// Validates the parts of a request that name model entities (OpenFGA's request validation).
@@ -267,6 +269,12 @@ pub fn lookup(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, Eng
     let eval_view = View {
         snapshot: snap,
         model: view.model,
+        // Closures describe the stored snapshot only, not an overlay with contextual tuples.
+        groups: if overlay.is_some() && !request.contextual.is_empty() {
+            None
+        } else {
+            view.groups
+        },
     };
     let r = reach::reach(
         eval_view,

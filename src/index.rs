@@ -18,6 +18,8 @@
 //! reverse index is exactly the transpose of the forward one (plain edges in `reverse`,
 //! conditional edges in `reverse_conditional`), and neither holds an empty entry.
 
+pub mod groups;
+
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
 use roaring::RoaringBitmap;
 use std::sync::Arc;

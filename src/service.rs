@@ -10,9 +10,11 @@ pub mod bulk;
 pub mod cache;
 
 use crate::engine::{self, CheckRequest, CheckResult, EngineError, View};
+use crate::index::groups::{GroupIndex, GroupSpec};
 use crate::index::{Change, Snapshot, TupleChange};
 use crate::iri::TUPLES_GRAPH;
 use crate::model::typesystem::{CompileError, TupleRuleError, TypeSystem};
+use crate::model::{RestrictionKind, Rewrite};
 use crate::store::{Store, StoreError};
 use crate::tuple::{Tuple, TupleKey};
 use arc_swap::ArcSwap;
@@ -65,6 +67,46 @@ impl ServiceError {
     }
 }
 
+/// The relations that get a nested-group closure: a rewrite that is only the direct
+/// assignment, without conditions, whose only userset restriction is the relation itself
+/// (`define member: [user, group#member]`).
+pub fn group_specs(model: &TypeSystem) -> Vec<(usize, GroupSpec)> {
+    let mut out = Vec::new();
+    for t in &model.model.types {
+        for r in &t.relations {
+            if r.rewrite != Rewrite::This
+                || r.directly_related.iter().any(|d| d.condition.is_some())
+            {
+                continue;
+            }
+            let mut recursive = false;
+            let mut other_usersets = false;
+            let mut spec = GroupSpec {
+                object_type: t.name.clone(),
+                relation: r.name.clone(),
+                direct_types: Vec::new(),
+                wildcard_types: Vec::new(),
+            };
+            for d in &r.directly_related {
+                match &d.kind {
+                    RestrictionKind::Direct => spec.direct_types.push(d.type_name.clone()),
+                    RestrictionKind::Wildcard => spec.wildcard_types.push(d.type_name.clone()),
+                    RestrictionKind::Userset(s) if d.type_name == t.name && *s == r.name => {
+                        recursive = true;
+                    }
+                    RestrictionKind::Userset(_) => other_usersets = true,
+                }
+            }
+            if recursive && !other_usersets {
+                if let Some(n) = model.plan().node_id(&t.name, &r.name) {
+                    out.push((n, spec));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What readers see: one revision's index and model.
 pub struct State {
     pub revision: u64,
@@ -72,16 +114,24 @@ pub struct State {
     pub index: Arc<Snapshot>,
     /// Per-node validity memo for cached results at this revision.
     node_writes: NodeWrites,
+    /// Leopard-style closures of nested groups at this revision.
+    pub groups: Arc<GroupIndex>,
 }
 
 impl State {
-    fn new(revision: u64, model: Option<Arc<TypeSystem>>, index: Arc<Snapshot>) -> Self {
+    fn new(
+        revision: u64,
+        model: Option<Arc<TypeSystem>>,
+        index: Arc<Snapshot>,
+        groups: Arc<GroupIndex>,
+    ) -> Self {
         let node_writes = NodeWrites::new(model.as_deref());
         Self {
             revision,
             model,
             index,
             node_writes,
+            groups,
         }
     }
 
@@ -94,6 +144,7 @@ impl State {
         Ok(View {
             snapshot: &self.index,
             model: self.model.as_deref().ok_or(ServiceError::NoModel)?,
+            groups: Some(&self.groups),
         })
     }
 }
@@ -200,7 +251,16 @@ impl Clew {
             })
             .collect();
         let index = Snapshot::empty(0).apply(revision, &changes, TUPLES_GRAPH);
-        Ok(State::new(revision, model, Arc::new(index)))
+        let groups = match &model {
+            Some(m) => GroupIndex::build(&index, group_specs(m)),
+            None => GroupIndex::default(),
+        };
+        Ok(State::new(
+            revision,
+            model,
+            Arc::new(index),
+            Arc::new(groups),
+        ))
     }
 
     pub fn store(&self) -> &Store {
@@ -220,10 +280,13 @@ impl Clew {
         let (add, remove) = self.store.model_quads(&ts, current.revision + 1)?;
         let revision = self.store.commit_quads(&add, &remove, "model")?;
         let id = ts.id.clone();
+        let index = current.index.apply(revision, &[], TUPLES_GRAPH);
+        let groups = GroupIndex::build(&index, group_specs(&ts));
         self.publish(State::new(
             revision,
             Some(ts),
-            Arc::new(current.index.apply(revision, &[], TUPLES_GRAPH)),
+            Arc::new(index),
+            Arc::new(groups),
         ));
         Ok((id, revision))
     }
@@ -323,11 +386,17 @@ impl Clew {
     ) -> Result<u64, ServiceError> {
         let revision = self.store.commit(changes, source)?;
         let index = current.index.apply(revision, changes, TUPLES_GRAPH);
+        let groups = current.groups.update(&index, changes);
         #[cfg(debug_assertions)]
         if let Err(e) = index.validate() {
             tracing::error!("index invariant violated after revision {revision}: {e}");
         }
-        self.publish(State::new(revision, current.model.clone(), Arc::new(index)));
+        self.publish(State::new(
+            revision,
+            current.model.clone(),
+            Arc::new(index),
+            Arc::new(groups),
+        ));
         Ok(revision)
     }
 

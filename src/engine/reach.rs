@@ -135,6 +135,10 @@ pub fn reach(
         let Some(&negated) = needs.get(&si) else {
             continue;
         };
+        if let Some(done) = ev.from_closure(scc, view.groups) {
+            ev.rounds += u32::from(done);
+            continue;
+        }
         if plan.is_cyclic(si) {
             ev.component(si, scc, negated)?;
         } else {
@@ -215,6 +219,37 @@ struct Eval<'a> {
 }
 
 impl<'a> Eval<'a> {
+    /// A nested-group component answered by its Leopard closure: the groups the subject is a
+    /// transitive member of, in one pass. `None` when there is no usable closure (or the
+    /// subject is a userset, which closures do not track).
+    fn from_closure(
+        &mut self,
+        scc: &[usize],
+        groups: Option<&crate::index::groups::GroupIndex>,
+    ) -> Option<bool> {
+        let [n] = scc else {
+            return None;
+        };
+        let closure = groups?.closure(*n)?;
+        let (obj, type_name) = match self.subject {
+            User::Object(o) => (self.subject_obj, self.snap.name(&o.object_type)),
+            User::Wildcard(t) => (None, self.snap.name(t)),
+            User::Userset(..) => return None,
+        };
+        let yes = closure.groups_of(obj, type_name);
+        self.node_evaluations += 1;
+        if let Some(slot) = self.values.get_mut(*n) {
+            *slot = Some(Sets {
+                yes,
+                undecided: RoaringBitmap::new(),
+            });
+        }
+        if let Some(slot) = self.bounds.get_mut(*n) {
+            *slot = closure.max_depth();
+        }
+        Some(true)
+    }
+
     /// Iterates a recursive component to its fixpoint (see the module doc).
     fn component(&mut self, si: usize, scc: &[usize], negated: bool) -> Result<(), EngineError> {
         let kleene = self.plan.needs_undecided(si, negated);
