@@ -76,6 +76,95 @@ fn readme_explain_example_prints_the_path_it_shows() {
     assert!(compared >= 5, "the README example shows the path");
 }
 
+/// The README's lookup example: pages are complete, the cursor continues where the first page
+/// stopped, and a tampered cursor is refused.
+#[test]
+fn readme_lookup_example_pages_with_a_cursor() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("<!-- example-lookup-output -->"));
+    let run = |extra: &[&str]| {
+        let mut a = vec!["lookup"];
+        a.extend(EXAMPLE);
+        a.extend(["user:anne", "viewer", "document"]);
+        a.extend(extra);
+        clew(&a)
+    };
+    let first = run(&["--limit", "1"]);
+    no_panic(&first);
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(String::from_utf8_lossy(&first.stdout), "document:roadmap\n");
+    let err = String::from_utf8_lossy(&first.stderr).to_string();
+    assert!(
+        err.starts_with("truncated: 1 of 2 shown; next page: --cursor c1.2."),
+        "{err}"
+    );
+    assert!(readme.contains("truncated: 1 of 2 shown; next page: --cursor c1.2."));
+    let cursor = err.trim().rsplit(' ').next().unwrap().to_string();
+    // The in-memory example store is rebuilt per command, at the same revision, so the cursor
+    // is followed at the revision it was issued for.
+    let second = run(&["--limit", "1", "--cursor", &cursor]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "document:handbook\n"
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).is_empty());
+    let bad = run(&["--cursor", &format!("{cursor}0")]);
+    no_panic(&bad);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("malformed cursor"), "{}", text(&bad));
+    let other = clew(&[
+        "lookup", EXAMPLE[0], EXAMPLE[1], EXAMPLE[2], EXAMPLE[3], "user:bob", "viewer", "document",
+        "--cursor", &cursor,
+    ]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other).contains("different request"),
+        "{}",
+        text(&other)
+    );
+    let all = run(&[]);
+    assert_eq!(
+        String::from_utf8_lossy(&all.stdout),
+        "document:roadmap\ndocument:handbook\n"
+    );
+}
+
+#[test]
+fn readme_filter_example_counts_unknown_and_denied() {
+    let mut a = vec!["filter"];
+    a.extend(EXAMPLE);
+    a.extend([
+        "user:erin",
+        "viewer",
+        "document",
+        "document:roadmap",
+        "document:handbook",
+        "document:nope",
+    ]);
+    let out = clew(&a);
+    no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "document:handbook\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("1 permitted, 1 denied, 1 unknown, 0 duplicates (strategy Checks: "),
+        "{}",
+        text(&out)
+    );
+    // A candidate of another type is an error naming it.
+    let mut bad = a.clone();
+    bad.push("folder:public");
+    let out = clew(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("candidate 3 'folder:public'"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn check_exit_codes_say_the_decision() {
     let mut args = vec!["check"];
