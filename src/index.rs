@@ -180,6 +180,9 @@ impl Edges {
     }
 }
 
+/// Conditional edges from one user: (object, condition), sorted by object.
+pub type ConditionalObjects = Vec<(Obj, Arc<TupleCondition>)>;
+
 /// The reverse-index key: (object type, relation, user).
 pub type RevKey = (Name, Name, UserRef);
 
@@ -215,7 +218,7 @@ pub struct Snapshot {
     reverse: Map<RevKey, Arc<RoaringBitmap>>,
     /// Conditional edges by user: (object type, relation, user) → (object, condition), sorted
     /// by object.
-    reverse_conditional: Map<RevKey, Arc<Vec<(Obj, Arc<TupleCondition>)>>>,
+    reverse_conditional: Map<RevKey, Arc<ConditionalObjects>>,
     /// (object type, relation) → the last revision that changed any tuple there.
     relation_writes: Map<(Name, Name), u64>,
     /// (object type, relation) → the last revision that changed a tuple there whose user is a

@@ -41,13 +41,13 @@ fn random_tuple(rng: &mut Rng) -> Tuple {
     let (user, relation, object) = match rng.below(10) {
         0..=2 => (u(rng), "member", g(rng)),
         3..=4 => (format!("{}#member", g(rng)), "member", g(rng)),
-        5 => ("user:*".into(), "member".into(), g(rng)),
-        6 => (f(rng), "parent".into(), f(rng)),
-        7 => (format!("{}#member", g(rng)), "viewer".into(), f(rng)),
-        8 => (u(rng), "blocked".into(), f(rng)),
-        _ => (u(rng), "viewer".into(), f(rng)),
+        5 => ("user:*".into(), "member", g(rng)),
+        6 => (f(rng), "parent", f(rng)),
+        7 => (format!("{}#member", g(rng)), "viewer", f(rng)),
+        8 => (u(rng), "blocked", f(rng)),
+        _ => (u(rng), "viewer", f(rng)),
     };
-    Tuple::parse(&user, &relation, &object).unwrap()
+    Tuple::parse(&user, relation, &object).unwrap()
 }
 
 fn answers(clew: &Clew) -> Vec<Vec<String>> {

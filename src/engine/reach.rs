@@ -135,7 +135,7 @@ pub fn reach(
         let Some(&negated) = needs.get(&si) else {
             continue;
         };
-        if let Some(done) = ev.from_closure(scc, view.groups) {
+        if let Some(done) = ev.use_closure(scc, view.groups) {
             ev.rounds += u32::from(done);
             continue;
         }
@@ -222,7 +222,7 @@ impl<'a> Eval<'a> {
     /// A nested-group component answered by its Leopard closure: the groups the subject is a
     /// transitive member of, in one pass. `None` when there is no usable closure (or the
     /// subject is a userset, which closures do not track).
-    fn from_closure(
+    fn use_closure(
         &mut self,
         scc: &[usize],
         groups: Option<&crate::index::groups::GroupIndex>,
