@@ -252,7 +252,8 @@ pub const CONTEXTUAL_GRAPH: &str = "urn:clew:contextual";
 /// Every object of `object_type` that `user` has `relation` on, by bottom-up bitmap
 /// evaluation; complete (no limit: callers page the result). Objects left undecided by the
 /// bitmaps (missing context, cycles) and, when the depth bound reaches the request's depth
-/// limit, every object found, are confirmed by `check`, so the answer is `check`'s exactly.
+/// limit, every object of the type, are confirmed by `check`, so the answer is `check`'s
+/// exactly (a depth-exceeded check makes the lookup an error).
 pub fn lookup(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, EngineError> {
     validate_request(
         view.model,
@@ -296,8 +297,19 @@ pub fn lookup(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, Eng
         condition_evaluations: r.condition_evaluations,
         checks: 0,
     };
+    // When the bound reaches the depth limit, `check` may run out of depth on any object of
+    // the type (also on one the bitmaps refute), so every one is checked: the answer is then
+    // `check`'s exactly, and an object `check` cannot decide makes the lookup an error rather
+    // than a silent omission.
     let (mut allowed, to_check) = if verify {
-        (roaring::RoaringBitmap::new(), r.sets.maybe())
+        let mut all = r.sets.maybe();
+        if let Some(objects) = snap
+            .name(request.object_type)
+            .and_then(|t| snap.objects_of_type(t))
+        {
+            all |= objects;
+        }
+        (roaring::RoaringBitmap::new(), all)
     } else {
         (r.sets.yes, r.sets.undecided)
     };

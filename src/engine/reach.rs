@@ -20,14 +20,13 @@
 //! undecided on `(Da − Yb) − Y`.
 //!
 //! Recursive components (nested groups, folder trees) are iterated to a fixpoint, Jacobi-style
-//! (each round reads only the previous round's values). A component whose "no" matters — it is
-//! read under a `but not`, or negates itself — starts from *everything undecided* (the universe
-//! of its types) and converges to the Kripke–Kleene fixpoint, which is what top-down `check`
-//! computes: an unfounded cycle stays undecided and never allows, and blocks under `but not`.
-//! Any other component starts from *nothing* and converges to the least fixpoint (the same
-//! "yes" set, far cheaper). Each round extends derivations by one hop, so the rounds give a
-//! bound on the depth any answer needed ([`Reach::depth_bound`]); callers compare it with the
-//! request's depth limit, since `check` stops at that limit and this evaluation does not.
+//! (each round reads only the previous round's values), starting from *everything undecided*
+//! (the universe of their types): they converge to the Kripke–Kleene fixpoint, which is what
+//! top-down `check` computes — an unfounded cycle stays undecided and never allows, and blocks
+//! under `but not`. Each round extends derivations and refutations by one hop, so the rounds
+//! give a bound on how deep `check` would explore ([`Reach::depth_bound`]); callers compare it
+//! with the request's depth limit, since `check` stops at that limit and this evaluation does
+//! not. Nested groups with a Leopard closure ([`crate::index::groups`]) skip the iteration.
 
 use super::{EngineError, View};
 use crate::condition::ConditionOutcome;
@@ -252,7 +251,12 @@ impl<'a> Eval<'a> {
 
     /// Iterates a recursive component to its fixpoint (see the module doc).
     fn component(&mut self, si: usize, scc: &[usize], negated: bool) -> Result<(), EngineError> {
-        let kleene = self.plan.needs_undecided(si, negated);
+        // Always from "everything undecided": besides telling unfounded cycles from "no" where
+        // a negation reads them, the rounds it takes to refute bound how deep a top-down
+        // `check` would explore, which the depth bound must cover (an object `check` cannot
+        // refute within its depth limit is an error there, not a "no").
+        let _ = (si, negated);
+        let kleene = true;
         let mut external = 0;
         for &n in scc {
             let start = if kleene {
