@@ -175,6 +175,9 @@ impl Edges {
 /// The reverse-index key: (object type, relation, user).
 pub type RevKey = (Name, Name, UserRef);
 
+/// The conditional edges from one user, sorted by object.
+pub type ConditionalObjects = Arc<Vec<(Obj, Arc<TupleCondition>)>>;
+
 /// Whether a change adds or removes a tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -207,7 +210,7 @@ pub struct Snapshot {
     reverse: imbl::HashMap<RevKey, Arc<RoaringBitmap>>,
     /// Conditional edges by user: (object type, relation, user) → (object, condition), sorted
     /// by object.
-    reverse_conditional: imbl::HashMap<RevKey, Arc<Vec<(Obj, Arc<TupleCondition>)>>>,
+    reverse_conditional: imbl::HashMap<RevKey, ConditionalObjects>,
     /// (object type, relation) → the last revision that changed any tuple there.
     relation_writes: imbl::HashMap<(Name, Name), u64>,
     /// (object type, relation) → the last revision that changed a tuple there whose user is a

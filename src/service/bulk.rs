@@ -20,6 +20,9 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Decides one candidate object of a filter.
+type Decide<'a> = dyn Fn(&ObjectRef) -> Result<Decision, ServiceError> + 'a;
+
 /// Most candidates one `filter` call may carry.
 pub const MAX_FILTER_CANDIDATES: usize = 10_000;
 /// Most checks one `batch_check` call may carry.
@@ -446,7 +449,7 @@ impl Clew {
             cache_hit: false,
         };
         let mut seen = std::collections::HashSet::new();
-        let decide: Box<dyn Fn(&ObjectRef) -> Result<Decision, ServiceError>> = match strategy {
+        let decide: Box<Decide<'_>> = match strategy {
             Strategy::Checks => Box::new(|o: &ObjectRef| {
                 let r = self.check_in(
                     &state,
