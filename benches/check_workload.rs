@@ -105,7 +105,9 @@ fn bench(c: &mut Criterion) {
     }
     for check in w.checks.iter().take(VERIFIED) {
         let expected = w.answers[&check.0];
-        let got = engine::check(view, &request(check, &context)).unwrap().decision;
+        let got = engine::check(view, &request(check, &context))
+            .unwrap()
+            .decision;
         assert_eq!(
             got == Decision::Allowed,
             expected,
