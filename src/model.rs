@@ -11,6 +11,7 @@
 )]
 
 pub mod ast;
+pub mod compiled;
 mod parser;
 pub mod plan;
 pub mod typesystem;

@@ -1,16 +1,31 @@
 //! `check(user, relation, object)`: top-down evaluation of the rewrite tree with per-request
 //! memoization, cycle detection and a depth budget (see the parent module for the semantics).
+//!
+//! The evaluation works on ids only. A node is `(object, relation)` as an interned object
+//! ([`Obj`]) and a compiled relation ([`RelId`], see [`crate::model::compiled`]); the memo and the
+//! resolution stack are one table keyed by it; users and objects are compared by id; model
+//! symbols are resolved to snapshot names once per request, on first use. Objects the snapshot
+//! has never interned (named only by the request or its contextual tuples) get request-local ids
+//! after the snapshot's. Strings (`ObjectRef`s, tuple keys, rule texts, graph names) are built
+//! only for an explanation or a deny trace: an ordinary check allocates nothing per node beyond
+//! its memo entry.
+//!
+//! Invariant: a request-local id is never a snapshot id (it is `>= snapshot.object_count()`),
+//! and one object has one id, so id equality is object equality.
 
 use super::explain::{DenyTrace, Explanation, Source, Witness};
 use super::{EngineError, View, validate_request};
 use crate::condition::ConditionOutcome;
-use crate::index::{Edges, UserRef};
+use crate::index::{Edges, Name, Obj, Snapshot, UserRef};
 use crate::iri::{IriMapper, TUPLES_GRAPH};
-use crate::model::typesystem::{restrictions_to_dsl, rewrite_to_dsl};
-use crate::model::{RelationDef, RestrictionKind, Rewrite, TypeRestriction};
+use crate::model::TypeSystem;
+use crate::model::compiled::{Compiled, Kind, Node, Op, Rel, RelId, Sym, TupleToUserset};
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// A check request. `contextual` tuples count as if stored, for this request only.
@@ -89,12 +104,15 @@ impl Indeterminate {
     }
 }
 
+/// The witness of a `Yes`: built only when the request asks for an explanation.
+type Why = Option<Arc<Witness>>;
+
 /// A branch's value. `Yes` and `No` are determinate (Kleene logic keeps them stable whatever
 /// an indeterminate input turns out to be), so they may be memoized; `Unknown` from a cycle or
 /// the depth limit may not.
 #[derive(Debug, Clone)]
 enum Outcome {
-    Yes(Arc<Witness>),
+    Yes(Why),
     No,
     Unknown { why: Indeterminate },
 }
@@ -107,7 +125,7 @@ struct Any {
 
 impl Any {
     /// Returns the witness if `o` decides the union.
-    fn add(&mut self, o: Outcome) -> Option<Arc<Witness>> {
+    fn add(&mut self, o: Outcome) -> Option<Why> {
         match o {
             Outcome::Yes(w) => return Some(w),
             Outcome::No => {}
@@ -126,16 +144,6 @@ impl Any {
             None => Outcome::No,
         }
     }
-}
-
-/// `type#relation: rewrite`, the rule an explanation step cites.
-fn rule_text(object: &ObjectRef, def: &RelationDef, rewrite: &Rewrite) -> String {
-    format!(
-        "{}#{}: {}",
-        object.object_type,
-        def.name,
-        rewrite_to_dsl(rewrite, &def.directly_related)
-    )
 }
 
 /// A tuple's condition, evaluated (a tuple without one is `Met`).
@@ -161,22 +169,508 @@ fn both(condition: Cond, then: impl FnOnce() -> Outcome) -> Outcome {
     }
 }
 
-/// The contextual tuples of a request, by (object, relation).
-type ContextualEdges<'a> = HashMap<(String, &'a str), Vec<&'a Tuple>>;
+/// FxHash's mixing step: the memo is keyed by pairs of small ids, which need no DoS-resistant
+/// hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.add(u64::from(*b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+}
+
+impl IdHasher {
+    fn add(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A node of the memo: being evaluated (on the resolution stack), or decided.
+enum Slot {
+    Active,
+    Done(Outcome),
+}
+
+type Memo = HashMap<(Obj, RelId), Slot, BuildHasherDefault<IdHasher>>;
+
+/// The request's user, by id.
+#[derive(Clone, Copy)]
+enum Subject {
+    Object {
+        id: Obj,
+        object_type: Option<Sym>,
+    },
+    Userset {
+        id: Obj,
+        relation: Option<RelId>,
+        /// The relation's name, to compare with stored userset tuples.
+        name: Option<Sym>,
+    },
+    Wildcard {
+        object_type: Option<Sym>,
+    },
+}
+
+/// A contextual tuple, by id, with what the evaluation asks of it decided up front.
+struct Contextual<'a> {
+    object: Obj,
+    relation: Option<RelId>,
+    tuple: &'a Tuple,
+    /// The model admits it (the read-time filter stored tuples go through).
+    admitted: bool,
+    /// Its user is the request's user, or the wildcard of the user's type.
+    matches: bool,
+    /// A userset user: its object, and its relation on that object's type.
+    userset: Option<(Obj, Option<RelId>)>,
+    /// A concrete user: its id and type.
+    object_user: Option<(Obj, Option<Sym>)>,
+}
+
+/// Where a tuple the evaluation reads comes from.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    Stored(UserRef),
+    Contextual(&'a Tuple),
+}
+
+/// A direct tuple of `object#relation` the model admits (conditional, wildcard, userset or
+/// contextual; unconditional concrete users are probed in their bitmap instead).
+struct Edge<'a> {
+    origin: Origin<'a>,
+    condition: Option<&'a TupleCondition>,
+    /// The tuple's user is the request's user (or its wildcard).
+    matches: bool,
+    /// A userset user and the relation it stands for.
+    userset: Option<(Obj, Option<RelId>)>,
+}
+
+/// A tupleset tuple `object#tupleset@parent` the model admits, and where `computed` continues.
+struct ParentEdge<'a> {
+    parent: Obj,
+    target: Option<RelId>,
+    condition: Option<&'a TupleCondition>,
+    origin: Origin<'a>,
+}
+
+const UNRESOLVED: u32 = u32::MAX;
+const ABSENT: u32 = u32::MAX - 1;
+const INLINE_NAMES: usize = 64;
+
+/// Model symbol → snapshot name, resolved on first use.
+struct NameCache {
+    inline: [Cell<u32>; INLINE_NAMES],
+    more: Vec<Cell<u32>>,
+}
+
+impl NameCache {
+    fn new(symbols: usize) -> Self {
+        Self {
+            inline: std::array::from_fn(|_| Cell::new(UNRESOLVED)),
+            more: vec![Cell::new(UNRESOLVED); symbols.saturating_sub(INLINE_NAMES)],
+        }
+    }
+
+    fn slot(&self, s: Sym) -> Option<&Cell<u32>> {
+        let s = s as usize;
+        match s.checked_sub(INLINE_NAMES) {
+            None => self.inline.get(s),
+            Some(i) => self.more.get(i),
+        }
+    }
+}
+
+/// What one request evaluates against: the snapshot, the compiled model, the user and the
+/// contextual tuples, by id.
+struct Env<'a> {
+    snap: &'a Snapshot,
+    model: &'a TypeSystem,
+    program: &'a Compiled,
+    user: &'a User,
+    subject: Subject,
+    context: &'a Map<String, Value>,
+    /// Snapshot ids are below this; request-local ids index `extra` from it.
+    stored: Obj,
+    extra: &'a [&'a ObjectRef],
+    /// Sorted by (object, relation), in request order within one.
+    contextual: &'a [Contextual<'a>],
+    names: NameCache,
+}
+
+/// The snapshot id of an object, without building its `type:id` string on the heap.
+fn interned(snap: &Snapshot, o: &ObjectRef) -> Option<Obj> {
+    let (t, i) = (o.object_type.as_bytes(), o.id.as_bytes());
+    let mut buf = [0u8; 256];
+    if let Some(text) = buf.get_mut(..t.len() + 1 + i.len()) {
+        let (head, rest) = text.split_at_mut(t.len());
+        head.copy_from_slice(t);
+        if let Some((colon, tail)) = rest.split_first_mut() {
+            *colon = b':';
+            tail.copy_from_slice(i);
+        }
+        if let Ok(text) = std::str::from_utf8(text) {
+            return snap.object(text);
+        }
+    }
+    snap.object(&o.to_string())
+}
+
+impl<'a> Env<'a> {
+    /// The snapshot name of a model symbol, if the snapshot has it.
+    fn name(&self, s: Sym) -> Option<Name> {
+        let lookup = || self.snap.name(self.program.symbol(s));
+        let Some(slot) = self.names.slot(s) else {
+            return lookup();
+        };
+        match slot.get() {
+            UNRESOLVED => {
+                let n = lookup();
+                slot.set(n.unwrap_or(ABSENT));
+                n
+            }
+            ABSENT => None,
+            n => Some(n),
+        }
+    }
+
+    /// Whether the model symbol `s` is the snapshot name `n`.
+    fn is(&self, s: Sym, n: Name) -> bool {
+        self.name(s) == Some(n)
+    }
+
+    fn edges(&self, object: Obj, relation: Option<Name>) -> Option<&'a Edges> {
+        if object >= self.stored {
+            return None;
+        }
+        self.snap.edges(object, relation?)
+    }
+
+    fn contextual(&self, object: Obj, relation: RelId) -> &'a [Contextual<'a>] {
+        let all = self.contextual;
+        if all.is_empty() {
+            return all;
+        }
+        let key = (object, Some(relation));
+        let from = all.partition_point(|c| (c.object, c.relation) < key);
+        let to = all.partition_point(|c| (c.object, c.relation) <= key);
+        all.get(from..to).unwrap_or(&[])
+    }
+
+    /// Whether the request's user is a concrete object or wildcard of (snapshot) type `t`.
+    fn subject_type_is(&self, t: Name) -> bool {
+        match self.subject {
+            Subject::Object {
+                object_type: Some(s),
+                ..
+            }
+            | Subject::Wildcard {
+                object_type: Some(s),
+            } => self.is(s, t),
+            _ => false,
+        }
+    }
+
+    /// A stored tuple of `def` with `user`, if the model still admits it.
+    fn admit_stored(
+        &self,
+        def: &Rel,
+        user: UserRef,
+        condition: Option<&'a Arc<TupleCondition>>,
+    ) -> Option<Edge<'a>> {
+        let cond = condition.map(|c| c.name.as_str());
+        let allowed =
+            |r: &crate::model::compiled::Restriction| r.usable && r.condition.as_deref() == cond;
+        let (matches, userset) = match user {
+            UserRef::Wildcard(w) => {
+                let admitted = def
+                    .direct
+                    .iter()
+                    .any(|r| allowed(r) && r.kind == Kind::Wildcard && self.is(r.object_type, w));
+                if !admitted {
+                    return None;
+                }
+                (self.subject_type_is(w), None)
+            }
+            UserRef::Userset(o, rn) => {
+                let t = self.snap.object_type(o)?;
+                let target = def.direct.iter().find_map(|r| match r.kind {
+                    Kind::Userset { relation, target }
+                        if allowed(r) && self.is(r.object_type, t) && self.is(relation, rn) =>
+                    {
+                        Some(target)
+                    }
+                    _ => None,
+                })?;
+                let matches = match self.subject {
+                    Subject::Userset {
+                        id, name: Some(n), ..
+                    } => id == o && self.is(n, rn),
+                    _ => false,
+                };
+                (matches, Some((o, target)))
+            }
+            UserRef::Object(u) => {
+                let t = self.snap.object_type(u)?;
+                let admitted = def
+                    .direct
+                    .iter()
+                    .any(|r| allowed(r) && r.kind == Kind::Direct && self.is(r.object_type, t));
+                if !admitted {
+                    return None;
+                }
+                let matches = matches!(self.subject, Subject::Object { id, .. } if id == u);
+                (matches, None)
+            }
+        };
+        Some(Edge {
+            origin: Origin::Stored(user),
+            condition: condition.map(|c| &**c),
+            matches,
+            userset,
+        })
+    }
+
+    /// The direct tuples of `object#def` that the model admits, stored then contextual, except
+    /// unconditional concrete users: wildcards, usersets, conditional tuples, contextual tuples.
+    fn direct_edges(
+        &'a self,
+        object: Obj,
+        def: &'a Rel,
+        stored: Option<&'a Edges>,
+    ) -> impl Iterator<Item = Edge<'a>> + 'a {
+        let (wildcards, usersets, conditional) = match stored {
+            Some(e) => (&e.wildcards[..], &e.usersets[..], &e.conditional[..]),
+            None => (&[][..], &[][..], &[][..]),
+        };
+        let wildcards = wildcards
+            .iter()
+            .filter_map(move |w| self.admit_stored(def, UserRef::Wildcard(*w), None));
+        let usersets = usersets
+            .iter()
+            .filter_map(move |(o, r)| self.admit_stored(def, UserRef::Userset(*o, *r), None));
+        let conditional = conditional
+            .iter()
+            .filter_map(move |e| self.admit_stored(def, e.user, Some(&e.condition)));
+        let contextual = self
+            .contextual(object, def.id)
+            .iter()
+            .filter(|c| c.admitted)
+            .map(|c| Edge {
+                origin: Origin::Contextual(c.tuple),
+                condition: c.tuple.condition.as_ref(),
+                matches: c.matches,
+                userset: c.userset,
+            });
+        wildcards
+            .chain(usersets)
+            .chain(conditional)
+            .chain(contextual)
+    }
+
+    /// The concrete objects related to `object` by the tupleset of `ttu` that the model admits
+    /// (OpenFGA follows no userset or wildcard through a tupleset).
+    fn parents(
+        &'a self,
+        object: Obj,
+        tupleset: RelId,
+        ttu: &'a TupleToUserset,
+        stored: Option<&'a Edges>,
+    ) -> impl Iterator<Item = ParentEdge<'a>> + 'a {
+        let (direct, conditional) = match stored {
+            Some(e) => (&e.direct[..], &e.conditional[..]),
+            None => (&[][..], &[][..]),
+        };
+        let plain = direct
+            .iter()
+            .filter_map(move |(t, bits)| {
+                let p = ttu
+                    .parents
+                    .iter()
+                    .find(|p| p.condition.is_none() && self.is(p.object_type, *t))?;
+                Some((p.target, bits))
+            })
+            .flat_map(|(target, bits)| {
+                bits.iter().map(move |parent| ParentEdge {
+                    parent,
+                    target,
+                    condition: None,
+                    origin: Origin::Stored(UserRef::Object(parent)),
+                })
+            });
+        let conditional = conditional.iter().filter_map(move |e| {
+            let UserRef::Object(parent) = e.user else {
+                return None;
+            };
+            let t = self.snap.object_type(parent)?;
+            let p = ttu.parents.iter().find(|p| {
+                p.usable
+                    && p.condition.as_deref() == Some(e.condition.name.as_str())
+                    && self.is(p.object_type, t)
+            })?;
+            Some(ParentEdge {
+                parent,
+                target: p.target,
+                condition: Some(&*e.condition),
+                origin: Origin::Stored(e.user),
+            })
+        });
+        let contextual = self
+            .contextual(object, tupleset)
+            .iter()
+            .filter_map(move |c| {
+                let (parent, t) = c.object_user?;
+                if !c.admitted {
+                    return None;
+                }
+                let target = ttu
+                    .parents
+                    .iter()
+                    .find(|p| Some(p.object_type) == t)
+                    .and_then(|p| p.target);
+                Some(ParentEdge {
+                    parent,
+                    target,
+                    condition: c.tuple.condition.as_ref(),
+                    origin: Origin::Contextual(c.tuple),
+                })
+            });
+        plain.chain(conditional).chain(contextual)
+    }
+
+    /// Evaluates a tuple's condition (if any) against the request context.
+    fn condition(&self, condition: Option<&TupleCondition>) -> Cond {
+        let Some(condition) = condition else {
+            return Cond::Met;
+        };
+        let Some(compiled) = self.model.condition(&condition.name) else {
+            return Cond::NotMet;
+        };
+        match compiled.evaluate(Some(&condition.context), self.context) {
+            Ok(ConditionOutcome::Met) => Cond::Met,
+            Ok(ConditionOutcome::NotMet) => Cond::NotMet,
+            Ok(ConditionOutcome::Missing(names)) => Cond::Unknown(Indeterminate {
+                missing: names.into_iter().collect(),
+                ..Default::default()
+            }),
+            Err(e) => Cond::Unknown(Indeterminate {
+                errors: vec![e.to_string()],
+                ..Default::default()
+            }),
+        }
+    }
+
+    // Strings, for explanations and traces only.
+
+    fn object_text(&self, o: Obj) -> Cow<'a, str> {
+        match o.checked_sub(self.stored) {
+            None => Cow::Borrowed(self.snap.object_str(o)),
+            Some(i) => Cow::Owned(
+                self.extra
+                    .get(i as usize)
+                    .map(|o| o.to_string())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    fn object_ref(&self, o: Obj) -> ObjectRef {
+        match o.checked_sub(self.stored) {
+            // Interned strings are `ObjectRef`s printed, so they split back exactly.
+            None => {
+                let text = self.snap.object_str(o);
+                let (t, id) = text.split_once(':').unwrap_or((text, ""));
+                ObjectRef::new(t, id)
+            }
+            Some(i) => self
+                .extra
+                .get(i as usize)
+                .map(|o| (*o).clone())
+                .unwrap_or_else(|| ObjectRef::new("", "")),
+        }
+    }
+
+    /// `object#relation`
+    fn at(&self, object: Obj, def: &Rel) -> String {
+        format!(
+            "{}#{}",
+            self.object_text(object),
+            self.program.symbol(def.name)
+        )
+    }
+
+    fn user_of(&self, origin: Origin<'_>) -> User {
+        match origin {
+            Origin::Contextual(t) => t.user.clone(),
+            Origin::Stored(UserRef::Object(o)) => User::Object(self.object_ref(o)),
+            Origin::Stored(UserRef::Userset(o, r)) => {
+                User::Userset(self.object_ref(o), self.snap.name_str(r).to_string())
+            }
+            Origin::Stored(UserRef::Wildcard(t)) => {
+                User::Wildcard(self.snap.name_str(t).to_string())
+            }
+        }
+    }
+
+    fn key(&self, object: Obj, relation: Sym, user: User) -> TupleKey {
+        TupleKey {
+            object: self.object_ref(object),
+            relation: self.program.symbol(relation).to_string(),
+            user,
+        }
+    }
+
+    fn source(&self, object: Obj, relation: Sym, origin: Origin<'_>) -> Source {
+        match origin {
+            Origin::Contextual(_) => Source::Contextual,
+            Origin::Stored(user) => {
+                let origin = self
+                    .name(relation)
+                    .and_then(|r| self.snap.origin(object, r, user));
+                Source::Graph(origin.unwrap_or(TUPLES_GRAPH).to_string())
+            }
+        }
+    }
+}
+
+/// The id of an object the request names: its snapshot id, or a request-local one.
+fn local_id<'r>(
+    snap: &Snapshot,
+    stored: Obj,
+    extra: &mut Vec<&'r ObjectRef>,
+    o: &'r ObjectRef,
+) -> Obj {
+    if let Some(i) = interned(snap, o) {
+        return i;
+    }
+    let i = match extra.iter().position(|e| *e == o) {
+        Some(i) => i,
+        None => {
+            extra.push(o);
+            extra.len() - 1
+        }
+    };
+    stored.saturating_add(u32::try_from(i).unwrap_or(u32::MAX))
+}
 
 struct Evaluator<'a> {
-    view: View<'a>,
-    user: &'a User,
-    /// The user interned in the snapshot, when it is a concrete object known there.
-    user_obj: Option<u32>,
-    context: &'a Map<String, Value>,
-    contextual: ContextualEdges<'a>,
+    env: &'a Env<'a>,
     max_depth: u32,
-    memo: HashMap<(String, String), Outcome>,
-    stack: HashSet<(String, String)>,
+    memo: Memo,
     visited: u32,
     cycle: bool,
     trace: Option<DenyTrace>,
+    /// Whether to build witnesses (only an explained allow needs them).
+    witnesses: bool,
 }
 
 /// Evaluates a check. Request validation errors and an exceeded depth are errors; missing
@@ -193,31 +687,81 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
             .validate_tuple(t)
             .map_err(|e| EngineError::ContextualTuple(e.to_string()))?;
     }
-    let mut contextual: ContextualEdges<'_> = HashMap::new();
+    let snap = view.snapshot;
+    let model = view.model;
+    let program = model.compiled();
+    let stored = u32::try_from(snap.object_count()).unwrap_or(u32::MAX);
+    let mut extra: Vec<&ObjectRef> = Vec::new();
+    let object = local_id(snap, stored, &mut extra, request.object);
+    let subject = match request.user {
+        User::Object(o) => Subject::Object {
+            id: local_id(snap, stored, &mut extra, o),
+            object_type: program.symbol_id(&o.object_type),
+        },
+        User::Userset(o, r) => Subject::Userset {
+            id: local_id(snap, stored, &mut extra, o),
+            relation: program.relation_by_name(&o.object_type, r),
+            name: program.symbol_id(r),
+        },
+        User::Wildcard(t) => Subject::Wildcard {
+            object_type: program.symbol_id(t),
+        },
+    };
+    let mut contextual = Vec::with_capacity(request.contextual.len());
     for t in request.contextual {
-        contextual
-            .entry((t.object.to_string(), t.relation.as_str()))
-            .or_default()
-            .push(t);
+        let condition = t.condition.as_ref().map(|c| c.name.as_str());
+        let userset = match &t.user {
+            User::Userset(o, r) => Some((
+                local_id(snap, stored, &mut extra, o),
+                program.relation_by_name(&o.object_type, r),
+            )),
+            _ => None,
+        };
+        let object_user = match &t.user {
+            User::Object(o) => Some((
+                local_id(snap, stored, &mut extra, o),
+                program.symbol_id(&o.object_type),
+            )),
+            _ => None,
+        };
+        contextual.push(Contextual {
+            object: local_id(snap, stored, &mut extra, &t.object),
+            relation: program.relation_by_name(&t.object.object_type, &t.relation),
+            tuple: t,
+            admitted: model.admits(&t.object.object_type, &t.relation, &t.user, condition),
+            matches: match (&t.user, request.user) {
+                (User::Wildcard(w), User::Object(u)) => *w == u.object_type,
+                (a, b) => a == b,
+            },
+            userset,
+            object_user,
+        });
     }
-    let user_obj = match request.user {
-        User::Object(o) => view.snapshot.object(&o.to_string()),
-        _ => None,
+    // Stable: tuples of one (object, relation) stay in request order.
+    contextual.sort_by_key(|c| (c.object, c.relation));
+    let env = Env {
+        snap,
+        model,
+        program,
+        user: request.user,
+        subject,
+        context: request.context,
+        stored,
+        extra: &extra,
+        contextual: &contextual,
+        names: NameCache::new(program.symbol_count()),
     };
     let mut ev = Evaluator {
-        view,
-        user: request.user,
-        user_obj,
-        context: request.context,
-        contextual,
+        env: &env,
         max_depth: request.max_depth,
-        memo: HashMap::new(),
-        stack: HashSet::new(),
+        memo: Memo::default(),
         visited: 0,
         cycle: false,
         trace: None,
+        witnesses: request.explain,
     };
-    let outcome = ev.relation(request.object, request.relation, 0);
+    let root = program.relation_by_name(&request.object.object_type, request.relation);
+    let outcome = ev.relation(object, root, 0);
     let mut result = CheckResult {
         decision: Decision::Denied,
         explanation: None,
@@ -230,7 +774,8 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         Outcome::Yes(w) => {
             result.decision = Decision::Allowed;
             if request.explain {
-                result.explanation = Some(Explanation::from_witness(&w, &IriMapper::default()));
+                result.explanation =
+                    w.map(|w| Explanation::from_witness(&w, &IriMapper::default()));
             }
             false
         }
@@ -257,9 +802,9 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     if denied && request.explain {
         // A second, traced pass: the first stays free of tracing cost.
         ev.memo.clear();
-        ev.stack.clear();
         ev.trace = Some(DenyTrace::default());
-        let _ = ev.relation(request.object, request.relation, 0);
+        ev.witnesses = false;
+        let _ = ev.relation(object, root, 0);
         result.deny_trace = ev.trace.take();
     }
     Ok(result)
@@ -277,8 +822,14 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Does the user have `relation` on `object`?
-    fn relation(&mut self, object: &ObjectRef, relation: &str, depth: u32) -> Outcome {
+    /// A witness, if this pass builds them.
+    fn witness(&self, w: impl FnOnce() -> Witness) -> Why {
+        self.witnesses.then(|| Arc::new(w()))
+    }
+
+    /// Does the user have `relation` on `object`? (`None`: a relation the object's type does
+    /// not define.)
+    fn relation(&mut self, object: Obj, relation: Option<RelId>, depth: u32) -> Outcome {
         if depth >= self.max_depth {
             return Outcome::Unknown {
                 why: Indeterminate {
@@ -287,72 +838,75 @@ impl<'a> Evaluator<'a> {
                 },
             };
         }
-        let model = self.view.model;
-        let Some(def) = model.relation(&object.object_type, relation) else {
+        let env = self.env;
+        let Some(def) = relation.and_then(|r| env.program.relation(r)) else {
             return Outcome::No;
         };
-        if let User::Userset(o, r) = self.user {
-            if o == object && r == relation {
-                return Outcome::Yes(Arc::new(Witness::SelfUserset {
-                    at: format!("{object}#{relation}"),
+        let rel = def.id;
+        if let Subject::Userset {
+            id,
+            relation: Some(r),
+            ..
+        } = env.subject
+        {
+            if id == object && r == rel {
+                return Outcome::Yes(self.witness(|| Witness::SelfUserset {
+                    at: env.at(object, def),
                 }));
             }
         }
-        let key = (object.to_string(), relation.to_string());
-        if let Some(o) = self.memo.get(&key) {
-            return o.clone();
-        }
-        if self.stack.contains(&key) {
-            self.cycle = true;
-            self.note(
-                || format!("{object}#{relation}"),
-                || "cycle".into(),
-                || "this relation depends on itself here; the cycle adds nothing".into(),
-            );
-            return Outcome::Unknown {
-                why: Indeterminate {
-                    cycle: true,
-                    ..Default::default()
-                },
-            };
+        let key = (object, rel);
+        match self.memo.get(&key) {
+            Some(Slot::Done(o)) => return o.clone(),
+            Some(Slot::Active) => {
+                self.cycle = true;
+                self.note(
+                    || env.at(object, def),
+                    || "cycle".into(),
+                    || "this relation depends on itself here; the cycle adds nothing".into(),
+                );
+                return Outcome::Unknown {
+                    why: Indeterminate {
+                        cycle: true,
+                        ..Default::default()
+                    },
+                };
+            }
+            None => {}
         }
         self.visited += 1;
-        self.stack.insert(key.clone());
+        self.memo.insert(key, Slot::Active);
         let outcome = self.rewrite(object, def, &def.rewrite, depth);
-        self.stack.remove(&key);
         let memoizable = match &outcome {
             Outcome::Yes(_) => true,
             Outcome::No => true,
             Outcome::Unknown { why } => !why.cycle && !why.depth,
         };
         if memoizable {
-            self.memo.insert(key, outcome.clone());
+            self.memo.insert(key, Slot::Done(outcome.clone()));
+        } else {
+            self.memo.remove(&key);
         }
         outcome
     }
 
-    fn rewrite(
-        &mut self,
-        object: &ObjectRef,
-        def: &'a RelationDef,
-        rewrite: &'a Rewrite,
-        depth: u32,
-    ) -> Outcome {
-        let at = || format!("{object}#{}", def.name);
-        match rewrite {
-            Rewrite::This => self.direct(object, def, depth),
-            Rewrite::Computed(target) => match self.relation(object, target, depth + 1) {
-                Outcome::Yes(w) => Outcome::Yes(Arc::new(Witness::Computed {
-                    at: at(),
-                    rule: format!("{}#{}: {target}", object.object_type, def.name),
-                    then: w,
+    fn rewrite(&mut self, object: Obj, def: &'a Rel, node: &'a Node, depth: u32) -> Outcome {
+        let env = self.env;
+        let at = || env.at(object, def);
+        match &node.op {
+            Op::This => self.direct(object, def, node, depth),
+            Op::Computed(target) => match self.relation(object, *target, depth + 1) {
+                Outcome::Yes(w) => Outcome::Yes(w.map(|then| {
+                    Arc::new(Witness::Computed {
+                        at: at(),
+                        rule: node.rule.clone(),
+                        then,
+                    })
                 })),
                 other => other,
             },
-            Rewrite::TupleToUserset { tupleset, computed } => {
-                self.tuple_to_userset(object, def, tupleset, computed, depth)
-            }
-            Rewrite::Union(children) => {
+            Op::TupleToUserset(ttu) => self.tuple_to_userset(object, def, node, ttu, depth),
+            Op::Union(children) => {
                 let mut any = Any::default();
                 for c in children {
                     let o = self.rewrite(object, def, c, depth);
@@ -362,22 +916,17 @@ impl<'a> Evaluator<'a> {
                 }
                 any.finish()
             }
-            Rewrite::Intersection(children) => {
+            Op::Intersection(children) => {
                 let mut all = Vec::new();
                 let mut unknown: Option<Indeterminate> = None;
                 for c in children {
                     match self.rewrite(object, def, c, depth) {
-                        Outcome::Yes(w) => all.push(w),
+                        Outcome::Yes(w) => all.extend(w),
                         Outcome::No => {
                             self.note(
                                 at,
-                                || rewrite_to_dsl(rewrite, &def.directly_related),
-                                || {
-                                    format!(
-                                        "operand '{}' does not hold",
-                                        rewrite_to_dsl(c, &def.directly_related)
-                                    )
-                                },
+                                || node.dsl.clone(),
+                                || format!("operand '{}' does not hold", c.dsl),
                             );
                             return Outcome::No;
                         }
@@ -388,14 +937,14 @@ impl<'a> Evaluator<'a> {
                 }
                 match unknown {
                     Some(why) => Outcome::Unknown { why },
-                    None => Outcome::Yes(Arc::new(Witness::Intersection {
+                    None => Outcome::Yes(self.witness(|| Witness::Intersection {
                         at: at(),
-                        rule: rule_text(object, def, rewrite),
+                        rule: node.rule.clone(),
                         all,
                     })),
                 }
             }
-            Rewrite::Exclusion { base, subtract } => {
+            Op::Exclusion { base, subtract } => {
                 let b = self.rewrite(object, def, base, depth);
                 if let Outcome::No = b {
                     return b;
@@ -405,21 +954,18 @@ impl<'a> Evaluator<'a> {
                     (_, Outcome::Yes(_)) => {
                         self.note(
                             at,
-                            || rewrite_to_dsl(rewrite, &def.directly_related),
-                            || {
-                                format!(
-                                    "excluded: '{}' holds",
-                                    rewrite_to_dsl(subtract, &def.directly_related)
-                                )
-                            },
+                            || node.dsl.clone(),
+                            || format!("excluded: '{}' holds", subtract.dsl),
                         );
                         Outcome::No
                     }
-                    (Outcome::Yes(w), Outcome::No) => Outcome::Yes(Arc::new(Witness::Exclusion {
-                        at: at(),
-                        rule: rule_text(object, def, rewrite),
-                        base: w,
-                        excluded: rewrite_to_dsl(subtract, &def.directly_related),
+                    (Outcome::Yes(w), Outcome::No) => Outcome::Yes(w.map(|base| {
+                        Arc::new(Witness::Exclusion {
+                            at: at(),
+                            rule: node.rule.clone(),
+                            base,
+                            excluded: subtract.dsl.clone(),
+                        })
                     })),
                     (b, s) => {
                         let mut why = Indeterminate::default();
@@ -435,174 +981,69 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates a tuple's condition (if any) against the request context.
-    fn condition(&self, condition: Option<&TupleCondition>) -> Cond {
-        let Some(condition) = condition else {
-            return Cond::Met;
+    /// The request's user, if it is an unconditional concrete user of `object#def`: one
+    /// bitmap probe, when the model admits the user's type there.
+    fn plain_direct(&self, def: &Rel, stored: Option<&Edges>) -> Option<UserRef> {
+        let env = self.env;
+        let Subject::Object {
+            id,
+            object_type: Some(user_type),
+        } = env.subject
+        else {
+            return None;
         };
-        let Some(compiled) = self.view.model.condition(&condition.name) else {
-            return Cond::NotMet;
-        };
-        match compiled.evaluate(Some(&condition.context), self.context) {
-            Ok(ConditionOutcome::Met) => Cond::Met,
-            Ok(ConditionOutcome::NotMet) => Cond::NotMet,
-            Ok(ConditionOutcome::Missing(names)) => Cond::Unknown(Indeterminate {
-                missing: names.into_iter().collect(),
-                ..Default::default()
-            }),
-            Err(e) => Cond::Unknown(Indeterminate {
-                errors: vec![e.to_string()],
-                ..Default::default()
-            }),
+        let admitted = def
+            .direct
+            .iter()
+            .any(|r| r.kind == Kind::Direct && r.object_type == user_type && r.condition.is_none());
+        if !admitted || id >= env.stored {
+            return None;
         }
-    }
-
-    /// The direct users of `object#relation` that the model admits, stored and contextual:
-    /// `(user, condition, source)`.
-    fn admitted_edges(
-        &self,
-        object: &ObjectRef,
-        def: &RelationDef,
-    ) -> Vec<(User, Option<Arc<TupleCondition>>, Source)> {
-        let snap = self.view.snapshot;
-        let model = self.view.model;
-        let mut out = Vec::new();
-        let graph_of = |o: u32, r: u32, u: UserRef| {
-            Source::Graph(snap.origin(o, r, u).unwrap_or(TUPLES_GRAPH).to_string())
-        };
-        if let (Some(o), Some(r)) = (snap.object(&object.to_string()), snap.name(&def.name)) {
-            if let Some(edges) = snap.edges(o, r) {
-                // Unconditional concrete users are not enumerated: `direct` answers them with
-                // one bitmap probe.
-                let Edges {
-                    wildcards,
-                    usersets,
-                    conditional,
-                    ..
-                } = edges;
-                for t in wildcards {
-                    let user = User::Wildcard(snap.name_str(*t).to_string());
-                    out.push((user, None, graph_of(o, r, UserRef::Wildcard(*t))));
-                }
-                for (uo, ur) in usersets {
-                    if let Some(user) = snap.user_of(UserRef::Userset(*uo, *ur)) {
-                        out.push((user, None, graph_of(o, r, UserRef::Userset(*uo, *ur))));
-                    }
-                }
-                for e in conditional {
-                    if let Some(user) = snap.user_of(e.user) {
-                        out.push((user, Some(e.condition.clone()), graph_of(o, r, e.user)));
-                    }
-                }
-            }
-        }
-        if let Some(ts) = self
-            .contextual
-            .get(&(object.to_string(), def.name.as_str()))
-        {
-            for t in ts {
-                out.push((
-                    t.user.clone(),
-                    t.condition.clone().map(Arc::new),
-                    Source::Contextual,
-                ));
-            }
-        }
-        out.retain(|(u, c, _)| {
-            model.admits(
-                &object.object_type,
-                &def.name,
-                u,
-                c.as_ref().map(|c| c.name.as_str()),
-            )
-        });
-        out
-    }
-
-    /// The unconditional concrete users of `object#relation` of one type, as a bitmap probe.
-    fn has_plain_direct(
-        &self,
-        object: &ObjectRef,
-        relation: &str,
-        user: &ObjectRef,
-    ) -> Option<Source> {
-        let snap = self.view.snapshot;
-        let (o, r, u, t) = (
-            snap.object(&object.to_string())?,
-            snap.name(relation)?,
-            self.user_obj?,
-            snap.name(&user.object_type)?,
-        );
-        let edges = snap.edges(o, r)?;
+        let t = env.name(user_type)?;
+        let edges = stored?;
         let i = edges.direct.binary_search_by_key(&t, |(t, _)| *t).ok()?;
         let (_, bits) = edges.direct.get(i)?;
-        if bits.contains(u) {
-            Some(Source::Graph(
-                snap.origin(o, r, UserRef::Object(u))
-                    .unwrap_or(TUPLES_GRAPH)
-                    .to_string(),
-            ))
-        } else {
-            None
-        }
+        bits.contains(id).then_some(UserRef::Object(id))
     }
 
-    fn direct(&mut self, object: &ObjectRef, def: &'a RelationDef, depth: u32) -> Outcome {
-        let model = self.view.model;
-        let rule = || {
-            format!(
-                "{}#{}: [{}]",
-                object.object_type,
-                def.name,
-                restrictions_to_dsl(&def.directly_related)
-            )
-        };
-        let key = |user: &User| TupleKey {
-            object: object.clone(),
-            relation: def.name.clone(),
-            user: user.clone(),
-        };
+    fn direct(&mut self, object: Obj, def: &'a Rel, node: &'a Node, depth: u32) -> Outcome {
+        let env = self.env;
+        let relation = def.name;
+        let stored = env.edges(object, env.name(relation));
         // 1. The user itself, unconditionally (bitmap probe).
-        if let User::Object(u) = self.user {
-            if model
-                .admitting_restriction(&object.object_type, &def.name, self.user, None)
-                .is_some()
-            {
-                if let Some(source) = self.has_plain_direct(object, &def.name, u) {
-                    return Outcome::Yes(Arc::new(Witness::Tuple {
-                        tuple: key(self.user),
-                        condition: None,
-                        source,
-                        rule: rule(),
-                    }));
-                }
-            }
+        if let Some(user) = self.plain_direct(def, stored) {
+            return Outcome::Yes(self.witness(|| Witness::Tuple {
+                tuple: env.key(object, relation, env.user.clone()),
+                condition: None,
+                source: env.source(object, relation, Origin::Stored(user)),
+                rule: node.rule.clone(),
+            }));
         }
         let mut any = Any::default();
-        let edges = self.admitted_edges(object, def);
         // Conditional concrete users, wildcards, exact usersets, contextual tuples.
-        for (user, condition, source) in &edges {
-            let matches = match (&user, self.user) {
-                (User::Wildcard(t), User::Object(u)) => *t == u.object_type,
-                (a, b) => *a == b,
-            };
-            if !matches {
+        for e in env.direct_edges(object, def, stored) {
+            if !e.matches {
                 continue;
             }
-            let o = match self.condition(condition.as_deref()) {
-                Cond::Met => Outcome::Yes(Arc::new(Witness::Tuple {
-                    tuple: key(user),
-                    condition: condition.as_ref().map(|c| c.name.clone()),
-                    source: source.clone(),
-                    rule: rule(),
+            let o = match env.condition(e.condition) {
+                Cond::Met => Outcome::Yes(self.witness(|| Witness::Tuple {
+                    tuple: env.key(object, relation, env.user_of(e.origin)),
+                    condition: e.condition.map(|c| c.name.clone()),
+                    source: env.source(object, relation, e.origin),
+                    rule: node.rule.clone(),
                 })),
                 not_met => {
-                    if let Some(c) = condition {
-                        let name = c.name.clone();
+                    if let Some(c) = e.condition {
                         self.note(
-                            || format!("{object}#{}", def.name),
-                            rule,
-                            || format!("the tuple {}'s condition '{name}' is not met", key(user)),
+                            || env.at(object, def),
+                            || node.rule.clone(),
+                            || {
+                                format!(
+                                    "the tuple {}'s condition '{}' is not met",
+                                    env.key(object, relation, env.user_of(e.origin)),
+                                    c.name
+                                )
+                            },
                         );
                     }
                     match not_met {
@@ -616,21 +1057,23 @@ impl<'a> Evaluator<'a> {
             }
         }
         // Usersets: the user may be in them.
-        for (user, condition, source) in &edges {
-            let User::Userset(uo, ur) = user else {
+        for e in env.direct_edges(object, def, stored) {
+            let Some((uo, ur)) = e.userset else {
                 continue;
             };
-            if user == self.user {
+            if e.matches {
                 continue; // matched exactly above
             }
-            let c = self.condition(condition.as_deref());
+            let c = env.condition(e.condition);
             let o = both(c, || match self.relation(uo, ur, depth + 1) {
-                Outcome::Yes(then) => Outcome::Yes(Arc::new(Witness::Userset {
-                    tuple: key(user),
-                    condition: condition.as_ref().map(|c| c.name.clone()),
-                    source: source.clone(),
-                    rule: rule(),
-                    then,
+                Outcome::Yes(then) => Outcome::Yes(then.map(|then| {
+                    Arc::new(Witness::Userset {
+                        tuple: env.key(object, relation, env.user_of(e.origin)),
+                        condition: e.condition.map(|c| c.name.clone()),
+                        source: env.source(object, relation, e.origin),
+                        rule: node.rule.clone(),
+                        then,
+                    })
                 })),
                 other => other,
             });
@@ -639,14 +1082,14 @@ impl<'a> Evaluator<'a> {
             }
         }
         if self.trace.is_some() {
-            let user = self.user.to_string();
+            let user = env.user.to_string();
             self.note(
-                || format!("{object}#{}", def.name),
-                rule,
+                || env.at(object, def),
+                || node.rule.clone(),
                 || {
                     format!(
-                        "no tuple {object}#{}@{user} (nor a wildcard or a userset containing it)",
-                        def.name
+                        "no tuple {}@{user} (nor a wildcard or a userset containing it)",
+                        env.at(object, def)
                     )
                 },
             );
@@ -656,134 +1099,67 @@ impl<'a> Evaluator<'a> {
 
     fn tuple_to_userset(
         &mut self,
-        object: &ObjectRef,
-        def: &'a RelationDef,
-        tupleset: &str,
-        computed: &str,
+        object: Obj,
+        def: &'a Rel,
+        node: &'a Node,
+        ttu: &'a TupleToUserset,
         depth: u32,
     ) -> Outcome {
-        let model = self.view.model;
-        let rule = format!(
-            "{}#{}: {computed} from {tupleset}",
-            object.object_type, def.name
-        );
-        let Some(ts_def) = model.relation(&object.object_type, tupleset) else {
+        let env = self.env;
+        let Some(ts_def) = ttu.tupleset.and_then(|t| env.program.relation(t)) else {
             return Outcome::No;
         };
-        let parents = self.tupleset_parents(object, ts_def);
+        let stored = env.edges(object, env.name(ts_def.name));
         let mut any = Any::default();
-        for (parent, condition, source) in &parents {
-            if model.relation(&parent.object_type, computed).is_none() {
+        let mut n = 0usize;
+        for p in env.parents(object, ts_def.id, ttu, stored) {
+            n += 1;
+            let Some(target) = p.target else {
                 continue;
-            }
-            let c = self.condition(condition.as_deref());
-            let o = both(c, || match self.relation(parent, computed, depth + 1) {
-                Outcome::Yes(then) => Outcome::Yes(Arc::new(Witness::TupleToUserset {
-                    tuple: TupleKey {
-                        object: object.clone(),
-                        relation: tupleset.to_string(),
-                        user: User::Object(parent.clone()),
-                    },
-                    condition: condition.as_ref().map(|c| c.name.clone()),
-                    source: source.clone(),
-                    rule: rule.clone(),
-                    then,
-                })),
-                other => other,
+            };
+            let c = env.condition(p.condition);
+            let o = both(c, || {
+                match self.relation(p.parent, Some(target), depth + 1) {
+                    Outcome::Yes(then) => Outcome::Yes(then.map(|then| {
+                        let user = match p.origin {
+                            Origin::Contextual(t) => t.user.clone(),
+                            Origin::Stored(_) => User::Object(env.object_ref(p.parent)),
+                        };
+                        Arc::new(Witness::TupleToUserset {
+                            tuple: env.key(object, ts_def.name, user),
+                            condition: p.condition.map(|c| c.name.clone()),
+                            source: env.source(object, ts_def.name, p.origin),
+                            rule: node.rule.clone(),
+                            then,
+                        })
+                    })),
+                    other => other,
+                }
             });
             if let Some(w) = any.add(o) {
                 return Outcome::Yes(w);
             }
         }
         if self.trace.is_some() {
-            let n = parents.len();
             self.note(
-                || format!("{object}#{}", def.name),
-                || rule.clone(),
+                || env.at(object, def),
+                || node.rule.clone(),
                 || {
                     if n == 0 {
-                        format!("no tuple {object}#{tupleset}@… to follow")
+                        format!(
+                            "no tuple {}#{}@… to follow",
+                            env.object_text(object),
+                            ttu.tupleset_name
+                        )
                     } else {
-                        format!("none of the {n} '{tupleset}' objects grants '{computed}'")
+                        format!(
+                            "none of the {n} '{}' objects grants '{}'",
+                            ttu.tupleset_name, ttu.computed_name
+                        )
                     }
                 },
             );
         }
         any.finish()
-    }
-
-    /// The objects related to `object` by the tupleset relation (concrete objects only: OpenFGA
-    /// follows no userset or wildcard through a tupleset).
-    fn tupleset_parents(
-        &self,
-        object: &ObjectRef,
-        ts_def: &RelationDef,
-    ) -> Vec<(ObjectRef, Option<Arc<TupleCondition>>, Source)> {
-        let snap = self.view.snapshot;
-        let model = self.view.model;
-        let mut out = Vec::new();
-        if let (Some(o), Some(r)) = (snap.object(&object.to_string()), snap.name(&ts_def.name)) {
-            if let Some(edges) = snap.edges(o, r) {
-                for (t, bits) in &edges.direct {
-                    let type_name = snap.name_str(*t);
-                    let admitted = ts_def.directly_related.iter().any(|r: &TypeRestriction| {
-                        r.type_name == type_name
-                            && r.kind == RestrictionKind::Direct
-                            && r.condition.is_none()
-                    });
-                    if !admitted {
-                        continue;
-                    }
-                    for p in bits {
-                        if let Ok(parent) = ObjectRef::parse(snap.object_str(p)) {
-                            let source = Source::Graph(
-                                snap.origin(o, r, UserRef::Object(p))
-                                    .unwrap_or(TUPLES_GRAPH)
-                                    .to_string(),
-                            );
-                            out.push((parent, None, source));
-                        }
-                    }
-                }
-                for e in &edges.conditional {
-                    if let UserRef::Object(p) = e.user {
-                        if let Ok(parent) = ObjectRef::parse(snap.object_str(p)) {
-                            let user = User::Object(parent.clone());
-                            if model.admits(
-                                &object.object_type,
-                                &ts_def.name,
-                                &user,
-                                Some(&e.condition.name),
-                            ) {
-                                let source = Source::Graph(
-                                    snap.origin(o, r, e.user)
-                                        .unwrap_or(TUPLES_GRAPH)
-                                        .to_string(),
-                                );
-                                out.push((parent, Some(e.condition.clone()), source));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(ts) = self
-            .contextual
-            .get(&(object.to_string(), ts_def.name.as_str()))
-        {
-            for t in ts {
-                if let User::Object(parent) = &t.user {
-                    let c = t.condition.as_ref().map(|c| c.name.as_str());
-                    if model.admits(&object.object_type, &ts_def.name, &t.user, c) {
-                        out.push((
-                            parent.clone(),
-                            t.condition.clone().map(Arc::new),
-                            Source::Contextual,
-                        ));
-                    }
-                }
-            }
-        }
-        out
     }
 }

@@ -60,6 +60,8 @@ pub struct TypeSystem {
     conditions: HashMap<String, Arc<CompiledCondition>>,
     /// The rewrite graph, analysed for bottom-up evaluation.
     plan: super::plan::Plan,
+    /// The relations compiled for top-down evaluation.
+    compiled: super::compiled::Compiled,
 }
 
 impl std::fmt::Debug for TypeSystem {
@@ -116,6 +118,10 @@ impl TypeSystem {
                 )
             })
             .collect();
+        let compiled = {
+            let names = conditions.keys().map(String::as_str).collect();
+            super::compiled::Compiled::new(&model, &names)
+        };
         let mut ts = Self {
             id: model_id(dsl),
             dsl: dsl.to_string(),
@@ -123,6 +129,7 @@ impl TypeSystem {
             types,
             conditions,
             plan: super::plan::Plan::default(),
+            compiled,
         };
         ts.plan = super::plan::Plan::new(&ts);
         Ok(ts)
@@ -131,6 +138,11 @@ impl TypeSystem {
     /// The model's rewrite graph, analysed for bottom-up evaluation.
     pub fn plan(&self) -> &super::plan::Plan {
         &self.plan
+    }
+
+    /// The relations compiled for top-down evaluation.
+    pub fn compiled(&self) -> &super::compiled::Compiled {
+        &self.compiled
     }
 
     pub fn has_type(&self, t: &str) -> bool {
