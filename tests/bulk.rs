@@ -454,6 +454,30 @@ fn filter(
     strategy: Option<Strategy>,
     consistency: Consistency,
 ) -> Result<FilterResult, ServiceError> {
+    filter_at(
+        clew,
+        u,
+        relation,
+        object_type,
+        candidates,
+        context,
+        strategy,
+        consistency,
+        DEPTH,
+    )
+}
+
+fn filter_at(
+    clew: &Clew,
+    u: &User,
+    relation: &str,
+    object_type: &str,
+    candidates: &[String],
+    context: &Map<String, Value>,
+    strategy: Option<Strategy>,
+    consistency: Consistency,
+    max_depth: u32,
+) -> Result<FilterResult, ServiceError> {
     clew.filter(
         &FilterRequest {
             user: u,
@@ -462,7 +486,7 @@ fn filter(
             candidates,
             context,
             contextual: &[],
-            max_depth: DEPTH,
+            max_depth,
             explain: false,
             strategy,
         },
@@ -884,16 +908,51 @@ fn expected_filter(l: &Listing, candidates: &[String], known: &HashSet<String>) 
     e
 }
 
-fn assert_filter(got: &FilterResult, want: &Expected, at: &dyn Fn() -> String) {
-    assert_eq!(allowed_list(got), want.allowed, "allowed: {}", at());
+fn check_filter(
+    got: &FilterResult,
+    want: &Expected,
+    at: &dyn Fn() -> String,
+    failures: &mut Failures,
+) {
     let mut conditional = got.conditional.clone();
     for (_, m) in &mut conditional {
         m.sort();
     }
-    assert_eq!(conditional, want.conditional, "conditional: {}", at());
-    assert_eq!(got.unknown, want.unknown, "unknown: {}", at());
-    assert_eq!(got.duplicates, want.duplicates, "duplicates: {}", at());
-    assert_eq!(got.denied, want.denied, "denied: {}", at());
+    let show = || {
+        format!(
+            "got allowed {:?} conditional {conditional:?} unknown {} duplicates {} denied {}; want {:?} {:?} {} {} {}\n{}",
+            allowed_list(got),
+            got.unknown,
+            got.duplicates,
+            got.denied,
+            want.allowed,
+            want.conditional,
+            want.unknown,
+            want.duplicates,
+            want.denied,
+            at()
+        )
+    };
+    failures.expect(
+        allowed_list(got) == want.allowed,
+        "filter's allowed items are not lookup ∩ candidates in candidate order",
+        show,
+    );
+    failures.expect(
+        conditional == want.conditional,
+        "filter's conditional items are not lookup's",
+        show,
+    );
+    failures.expect(
+        got.unknown == want.unknown && got.duplicates == want.duplicates,
+        "filter miscounts unknown or duplicate candidates",
+        show,
+    );
+    failures.expect(
+        got.denied == want.denied,
+        "filter miscounts denied candidates",
+        show,
+    );
 }
 
 const STRATEGIES: [Option<Strategy>; 3] = [Some(Strategy::Checks), Some(Strategy::Bitmap), None];
@@ -901,6 +960,7 @@ const STRATEGIES: [Option<Strategy>; 3] = [Some(Strategy::Checks), Some(Strategy
 #[test]
 fn filter_is_lookup_intersected_with_the_candidates() {
     let (mut models, mut filters, mut allowed, mut by_checks, mut by_bitmap) = (0u64, 0, 0, 0, 0);
+    let mut failures = Failures::default();
     for seed in 0..cases() {
         let mut rng = Rng::new(seed ^ 0xF11E);
         let shape = if seed % 3 == 0 { WIDE } else { SMALL };
@@ -920,7 +980,12 @@ fn filter_is_lookup_intersected_with_the_candidates() {
                     let candidates = random_candidates(&mut rng, &objects, object_type, &u);
                     // Half the time the filter runs before any lookup (nothing cached).
                     let lookup_first = rng.chance(50);
-                    let req = lookup_req(&u, &relation, object_type, &context, DEPTH);
+                    let max_depth = if rng.chance(15) {
+                        2 + rng.below(4) as u32
+                    } else {
+                        DEPTH
+                    };
+                    let req = lookup_req(&u, &relation, object_type, &context, max_depth);
                     let mut page =
                         lookup_first.then(|| lookup_all(&case.clew, &req, Consistency::Latest));
                     let mut order = STRATEGIES.to_vec();
@@ -929,7 +994,7 @@ fn filter_is_lookup_intersected_with_the_candidates() {
                     }
                     let mut results = Vec::new();
                     for s in order {
-                        let f = filter(
+                        let f = filter_at(
                             &case.clew,
                             &u,
                             &relation,
@@ -938,6 +1003,7 @@ fn filter_is_lookup_intersected_with_the_candidates() {
                             &context,
                             s,
                             Consistency::Latest,
+                            max_depth,
                         );
                         results.push((s, f));
                     }
@@ -952,7 +1018,7 @@ fn filter_is_lookup_intersected_with_the_candidates() {
                         let (u, relation) = (u.clone(), relation.clone());
                         move || {
                             format!(
-                                "seed {seed}: filter({u}, {relation}, {candidates:?}) strategy {s:?} context {context:?}\nmodel:\n{dsl}\ntuples: {}",
+                                "seed {seed}: filter({u}, {relation}, {candidates:?}) strategy {s:?} depth {max_depth} context {context:?}\nmodel:\n{dsl}\ntuples: {}",
                                 show(&tuples)
                             )
                         }
@@ -965,34 +1031,49 @@ fn filter_is_lookup_intersected_with_the_candidates() {
                                 // Bitmap evaluation shares the lookup's failure; checks fail
                                 // on the same undecided object or succeed without it.
                                 if s == Some(Strategy::Bitmap) {
-                                    assert!(
+                                    failures.expect(
                                         f.is_err(),
-                                        "lookup failed ({e}) but filter did not: {}",
-                                        at(s)()
+                                        "lookup fails, filter by bitmap answers",
+                                        || format!("lookup: {e}; {}", at(s)()),
                                     );
                                 }
                                 continue;
                             }
                         };
-                        let f = f.unwrap_or_else(|e| {
-                            panic!("filter failed ({e}) where lookup did not: {}", at(s)())
-                        });
+                        let f = match f {
+                            Ok(f) => f,
+                            Err(e) => {
+                                let kind = match s {
+                                    Some(Strategy::Checks) => {
+                                        "filter by checks fails where lookup answers"
+                                    }
+                                    Some(_) => "filter by bitmap fails where lookup answers",
+                                    None => "planned filter fails where lookup answers",
+                                };
+                                failures.expect(false, kind, || {
+                                    format!("filter: {e}; lookup: {:?}\n{}", listing(page), at(s)())
+                                });
+                                continue;
+                            }
+                        };
                         let want = expected_filter(&listing(page), &candidates, &known);
-                        assert_filter(&f, &want, &at(s));
+                        check_filter(&f, &want, &at(s), &mut failures);
                         allowed += f.allowed.len() as u64;
                         match (s, f.plan.strategy) {
-                            (Some(Strategy::Checks), got) => {
-                                assert_eq!(got, Strategy::Checks, "{}", at(s)())
-                            }
-                            (Some(Strategy::Bitmap), got) => assert!(
+                            (Some(Strategy::Checks), got) => failures.expect(
+                                got == Strategy::Checks,
+                                "forced checks reported another strategy",
+                                at(s),
+                            ),
+                            (Some(Strategy::Bitmap), got) => failures.expect(
                                 matches!(
                                     got,
                                     Strategy::Bitmap
                                         | Strategy::BitmapVerified
                                         | Strategy::CachedBitmap
                                 ),
-                                "forced bitmap ran {got:?}: {}",
-                                at(s)()
+                                "forced bitmap reported another strategy",
+                                at(s),
                             ),
                             (_, Strategy::Checks) => by_checks += 1,
                             _ => by_bitmap += 1,
@@ -1006,6 +1087,7 @@ fn filter_is_lookup_intersected_with_the_candidates() {
     eprintln!(
         "filter: {models} models, {filters} filters ({allowed} allowed items); the planner chose checks {by_checks}×, bitmaps {by_bitmap}×"
     );
+    failures.finish("filter");
     assert!(allowed > 0);
     assert!(
         by_checks > 0 && by_bitmap > 0,
@@ -1018,11 +1100,37 @@ fn filter_is_lookup_intersected_with_the_candidates() {
 
 /// Everything one (subject, relation, type) asks of a `Clew`, at the latest revision (which
 /// must be `revision`): the lookup, each object's check, and the filter of all objects.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Observation {
     lookup: Result<Listing, String>,
     checks: Vec<Answer>,
     filter: Result<(Vec<String>, Vec<(String, Vec<String>)>), String>,
+}
+
+impl Observation {
+    /// The observation with the depth limit's failures read as "not allowed": a check's
+    /// `DepthExceeded` as a denial, a failed lookup or filter as no answer to compare.
+    fn without_depth_errors(&self) -> Observation {
+        let depth = |e: &String| e.contains("depth limit");
+        Observation {
+            lookup: match &self.lookup {
+                Err(e) if depth(e) => Err("depth".into()),
+                other => other.clone(),
+            },
+            checks: self
+                .checks
+                .iter()
+                .map(|a| match a {
+                    Answer::Error(e) if depth(e) => Answer::Denied,
+                    other => other.clone(),
+                })
+                .collect(),
+            filter: match &self.filter {
+                Err(e) if depth(e) => Err("depth".into()),
+                other => other.clone(),
+            },
+        }
+    }
 }
 
 fn observe(
@@ -1035,16 +1143,17 @@ fn observe(
     strategy: Option<Strategy>,
     revision: u64,
     checks_first: bool,
+    max_depth: u32,
 ) -> Observation {
     let consistency = Consistency::AtLeast(revision);
     let run_checks = || {
         objects
             .iter()
-            .map(|o| answer(&check(clew, u, relation, o, context, DEPTH)))
+            .map(|o| answer(&check(clew, u, relation, o, context, max_depth)))
             .collect::<Vec<_>>()
     };
     let early = checks_first.then(run_checks);
-    let req = lookup_req(u, relation, object_type, context, DEPTH);
+    let req = lookup_req(u, relation, object_type, context, max_depth);
     let lookup = lookup_all(clew, &req, consistency).map(|p| {
         assert_eq!(
             p.revision, revision,
@@ -1056,7 +1165,7 @@ fn observe(
         l
     });
     let candidates: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
-    let filter = filter(
+    let filter = filter_at(
         clew,
         u,
         relation,
@@ -1065,6 +1174,7 @@ fn observe(
         context,
         strategy,
         consistency,
+        max_depth,
     )
     .map(|f| {
         assert_eq!(f.revision, revision);
@@ -1085,6 +1195,7 @@ fn cached_answers_stay_fresh_under_random_writes() {
     let (mut runs, mut writes, mut deletes, mut observations, mut hits) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let steps = 12;
+    let mut failures = Failures::default();
     for seed in 0..cases() {
         let mut rng = Rng::new(seed ^ 0xCAC4E);
         let Some(mut case) = random_case_with(&mut rng, SMALL) else {
@@ -1095,11 +1206,17 @@ fn cached_answers_stay_fresh_under_random_writes() {
         let all_targets = targets(case.shape);
         // A few (subject, target) pairs watched all along, so their cache entries live across
         // writes; one context mostly (the cache is per context).
-        let watched: Vec<(User, usize)> = (0..6)
+        // Mostly the default depth limit; sometimes a small one.
+        let watched: Vec<(User, usize, u32)> = (0..6)
             .map(|_| {
                 (
                     rng.pick(&all_subjects).clone(),
                     rng.below(all_targets.len()),
+                    if rng.chance(25) {
+                        2 + rng.below(4) as u32
+                    } else {
+                        DEPTH
+                    },
                 )
             })
             .collect();
@@ -1128,18 +1245,19 @@ fn cached_answers_stay_fresh_under_random_writes() {
             };
             let fresh = case.fresh();
             let tuples = case.all_tuples();
-            let reference = Reference {
-                model: &case.model,
-                tuples: &tuples,
-                context: &context,
-                max_depth: DEPTH,
-            };
             let before = case
                 .clew
                 .stats()
                 .cache_hits
                 .load(std::sync::atomic::Ordering::Relaxed);
-            for (u, t) in &watched {
+            for (u, t, max_depth) in &watched {
+                let max_depth = *max_depth;
+                let reference = Reference {
+                    model: &case.model,
+                    tuples: &tuples,
+                    context: &context,
+                    max_depth,
+                };
                 let (object_type, relation, objects) = &all_targets[*t];
                 let strategy = *rng.pick(&STRATEGIES);
                 let checks_first = rng.chance(30);
@@ -1153,6 +1271,7 @@ fn cached_answers_stay_fresh_under_random_writes() {
                     strategy,
                     revision,
                     checks_first,
+                    max_depth,
                 );
                 let fresh_revision = fresh.state().revision;
                 let want = observe(
@@ -1164,25 +1283,45 @@ fn cached_answers_stay_fresh_under_random_writes() {
                     &context,
                     strategy,
                     fresh_revision,
-                    false,
+                    // Checks first: the fresh instance's checks run top-down, uncached.
+                    true,
+                    max_depth,
                 );
                 observations += 1;
                 let at = || {
                     format!(
-                        "seed {seed} step {step}: ({u}, {relation}, {object_type}) strategy {strategy:?} context {context:?}\nmodel:\n{}\ntuples now: {}",
+                        "seed {seed} step {step}: ({u}, {relation}, {object_type}) depth {max_depth} strategy {strategy:?} context {context:?}\nlong-lived: {got:?}\nfresh:      {want:?}\nmodel:\n{}\ntuples now: {}",
                         case.model.dsl,
                         show(&tuples)
                     )
                 };
-                assert_eq!(got, want, "long-lived vs fresh instance: {}", at());
-                for (o, a) in objects.iter().zip(&got.checks) {
+                failures.expect(
+                    got == want,
+                    "a long-lived instance answers unlike a fresh one",
+                    at,
+                );
+                failures.expect(
+                    got.without_depth_errors() == want.without_depth_errors(),
+                    "… even reading depth errors as denials",
+                    at,
+                );
+                for (o, (a, b)) in objects.iter().zip(got.checks.iter().zip(&want.checks)) {
                     let r = reference.check(u, relation, o);
-                    let t = match a {
+                    let tri_of = |a: &Answer| match a {
                         Answer::Allowed => Tri::True,
                         Answer::Denied => Tri::False,
                         _ => Tri::Unknown,
                     };
-                    assert_eq!(t, r, "check({o}) vs reference: {}", at());
+                    failures.expect(
+                        tri_of(b) == r,
+                        "a fresh instance's check disagrees with the reference",
+                        || format!("{o}: {}", at()),
+                    );
+                    failures.expect(
+                        tri_of(a) == r,
+                        "a long-lived instance's check disagrees with the reference",
+                        || format!("{o}: {}", at()),
+                    );
                 }
             }
             hits += case
@@ -1196,6 +1335,7 @@ fn cached_answers_stay_fresh_under_random_writes() {
     eprintln!(
         "freshness: {runs} runs, {writes} writes, {deletes} deletes, {observations} observations compared with a fresh instance ({hits} cache hits)"
     );
+    failures.finish("freshness");
     assert!(
         hits > 0,
         "the cache never answered: the test did not exercise it"
@@ -2058,6 +2198,7 @@ fn a_cursor_outlives_some_writes_and_then_expires() {
 #[test]
 fn batch_check_equals_individual_checks() {
     let (mut batches, mut items, mut duplicates, mut from_bitmap) = (0u64, 0u64, 0u64, 0u64);
+    let mut failures = Failures::default();
     for seed in 0..cases() {
         let mut rng = Rng::new(seed ^ 0xBA7C);
         let shape = if seed % 2 == 0 { WIDE } else { SMALL };
@@ -2069,7 +2210,14 @@ fn batch_check_equals_individual_checks() {
         let all_targets = targets(shape);
         let contexts = contexts();
         // Owned request parts; requests borrow them.
-        let mut specs: Vec<(User, String, ObjectRef, Map<String, Value>, bool)> = Vec::new();
+        let mut specs: Vec<(User, String, ObjectRef, Map<String, Value>, bool, u32)> = Vec::new();
+        let depth = |rng: &mut Rng| {
+            if rng.chance(15) {
+                2 + rng.below(4) as u32
+            } else {
+                DEPTH
+            }
+        };
         for _ in 0..40 {
             let (_, relation, objects) = rng.pick(&all_targets);
             specs.push((
@@ -2078,6 +2226,7 @@ fn batch_check_equals_individual_checks() {
                 rng.pick(objects).clone(),
                 rng.pick(&contexts).clone(),
                 rng.chance(10),
+                depth(&mut rng),
             ));
         }
         // Many checks for one subject, relation and type: the service answers them from one
@@ -2085,6 +2234,7 @@ fn batch_check_equals_individual_checks() {
         let (object_type, relation, _) = rng.pick(&all_targets).clone();
         let heavy = rng.pick(&all_subjects).clone();
         let context = rng.pick(&contexts).clone();
+        let heavy_depth = depth(&mut rng);
         for i in 0..120 {
             let o = ObjectRef::new(
                 object_type,
@@ -2099,7 +2249,14 @@ fn batch_check_equals_individual_checks() {
             } else {
                 o
             };
-            specs.push((heavy.clone(), relation.clone(), o, context.clone(), false));
+            specs.push((
+                heavy.clone(),
+                relation.clone(),
+                o,
+                context.clone(),
+                false,
+                heavy_depth,
+            ));
         }
         // Duplicates of earlier checks, and a check that fails on its own.
         for _ in 0..15 {
@@ -2112,6 +2269,7 @@ fn batch_check_equals_individual_checks() {
             res(0),
             Map::new(),
             false,
+            DEPTH,
         ));
         for i in (1..specs.len()).rev() {
             let j = rng.below(i + 1);
@@ -2119,14 +2277,14 @@ fn batch_check_equals_individual_checks() {
         }
         let requests: Vec<CheckRequest<'_>> = specs
             .iter()
-            .map(|(u, r, o, c, explain)| CheckRequest {
+            .map(|(u, r, o, c, explain, max_depth)| CheckRequest {
                 user: u,
                 relation: r,
                 object: o,
                 context: c,
                 contextual: &[],
                 explain: *explain,
-                max_depth: DEPTH,
+                max_depth: *max_depth,
             })
             .collect();
         let batch = case
@@ -2140,10 +2298,12 @@ fn batch_check_equals_individual_checks() {
             items += 1;
             let at = || {
                 format!(
-                    "seed {seed}: batch item {i} ({}, {}, {}) context {:?}\nmodel:\n{}\ntuples: {}",
+                    "seed {seed}: batch item {i} of {} ({}, {}, {}) depth {} context {:?}\nmodel:\n{}\ntuples: {}",
+                    requests.len(),
                     req.user,
                     req.relation,
                     req.object,
+                    req.max_depth,
                     req.context,
                     case.model.dsl,
                     show(&case.all_tuples())
@@ -2159,18 +2319,16 @@ fn batch_check_equals_individual_checks() {
                 Err(e) => Answer::Error(e.clone()),
             };
             let alone = answer(&fresh.check(req).map(|(r, _)| r));
-            assert_eq!(
-                got,
-                alone,
-                "batch vs a single check on a fresh instance: {}",
-                at()
+            failures.expect(
+                got == alone,
+                "batch item differs from a single check on a fresh instance",
+                || format!("batch: {got:?}; single: {alone:?}\n{}", at()),
             );
             let again = answer(&case.clew.check(req).map(|(r, _)| r));
-            assert_eq!(
-                got,
-                again,
-                "batch vs a single check on the same instance: {}",
-                at()
+            failures.expect(
+                again == alone,
+                "a single check on the batch's instance differs from one on a fresh instance",
+                || format!("same instance: {again:?}; fresh: {alone:?}\n{}", at()),
             );
             // Duplicates point at the first identical check and share its answer.
             let first = requests
@@ -2181,28 +2339,49 @@ fn batch_check_equals_individual_checks() {
                         && r.object == req.object
                         && r.context == req.context
                         && r.explain == req.explain
+                        && r.max_depth == req.max_depth
                 })
                 .unwrap();
             if first == i {
-                assert_eq!(item.duplicate_of, None, "{}", at());
+                failures.expect(
+                    item.duplicate_of.is_none(),
+                    "a first check marked a duplicate",
+                    at,
+                );
             } else {
                 duplicates += 1;
-                assert_eq!(item.duplicate_of, Some(first), "{}", at());
+                failures.expect(
+                    item.duplicate_of == Some(first),
+                    "a duplicate does not point at the first identical check",
+                    || {
+                        format!(
+                            "duplicate_of {:?}, first {first}\n{}",
+                            item.duplicate_of,
+                            at()
+                        )
+                    },
+                );
                 let original = &batch.items[first];
-                match (&item.result, &original.result) {
+                let same = match (&item.result, &original.result) {
                     (Ok(a), Ok(b)) => {
-                        assert_eq!(a.decision, b.decision, "{}", at());
-                        assert_eq!(a.explanation.is_some(), b.explanation.is_some(), "{}", at());
+                        a.decision == b.decision
+                            && a.explanation.is_some() == b.explanation.is_some()
                     }
-                    (Err(a), Err(b)) => assert_eq!(a, b, "{}", at()),
-                    _ => panic!("a duplicate answered differently: {}", at()),
-                }
+                    (Err(a), Err(b)) => a == b,
+                    _ => false,
+                };
+                failures.expect(
+                    same,
+                    "a duplicate answered differently from its original",
+                    at,
+                );
             }
         }
     }
     eprintln!(
         "batch_check: {batches} batches, {items} items ({duplicates} duplicates, {from_bitmap} answered from a bitmap)"
     );
+    failures.finish("batch_check");
     assert!(
         duplicates > 0 && from_bitmap > 0,
         "the batch paths were not exercised"
