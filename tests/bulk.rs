@@ -2165,12 +2165,41 @@ fn a_cursor_outlives_some_writes_and_then_expires() {
         .collect();
     all.sort();
     assert_eq!(all, ["doc:a", "doc:b", "doc:c", "doc:d", "doc:e"]);
-    // More writes than the history keeps: the cursor expires, clearly.
-    for i in 0..DEFAULT_HISTORY {
-        let doc = format!("doc:m{i}");
-        clew.write_tuples(&[t("user:bob", "viewer", &doc)], &[], "test")
-            .unwrap();
+    // Up to DEFAULT_HISTORY - 1 newer revisions the cursor's revision is still retained…
+    let mut i = 0;
+    while clew.state().revision < r0 + DEFAULT_HISTORY as u64 - 1 {
+        clew.write_tuples(
+            &[t("user:bob", "viewer", &format!("doc:m{i}"))],
+            &[],
+            "test",
+        )
+        .unwrap();
+        i += 1;
     }
+    let still = page_with(
+        &clew,
+        "user:anne",
+        "viewer",
+        &none,
+        DEPTH,
+        Some(10),
+        Some(cursor.clone()),
+        Consistency::Latest,
+    )
+    .unwrap();
+    assert_eq!(still.revision, r0);
+    assert_eq!(still.objects, rest.objects);
+    // …and with more than DEFAULT_HISTORY newer ones it is gone: the cursor expires, clearly.
+    for _ in 0..2 {
+        clew.write_tuples(
+            &[t("user:bob", "viewer", &format!("doc:m{i}"))],
+            &[],
+            "test",
+        )
+        .unwrap();
+        i += 1;
+    }
+    assert!(clew.state().revision > r0 + DEFAULT_HISTORY as u64);
     let e = page_with(
         &clew,
         "user:anne",
@@ -2797,4 +2826,227 @@ fn batch_check_agrees_with_check_when_a_check_runs_out_of_depth() {
         Err(e) => Answer::Error(e.clone()),
     };
     assert_eq!(item, single, "batch item for doc:a vs the single check");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model changes, consistency tokens, and concurrent readers.
+
+const DOCS_B: &str = "model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, user:*, group#member]
+type doc
+  relations
+    define parent: [doc]
+    define blocked: [user, group#member]
+    define owner: [user]
+    define editor: [user]
+    define viewer: [user, user:*, group#member] or editor
+";
+
+#[test]
+fn a_model_change_is_visible_at_once_and_back() {
+    let (clew, _) = docs(&[
+        ("user:anne", "viewer", "doc:a"),
+        ("user:anne", "owner", "doc:b"),
+        ("doc:a", "parent", "doc:c"),
+        ("user:anne", "blocked", "doc:a"),
+    ]);
+    let anne = u("user:anne");
+    let r0 = clew.state().revision;
+    // Under DOCS: owner counts, parents count, blocked wins.
+    assert_views(&clew, &anne, &ALL_DOCS, &["doc:b"], r0, "model A");
+    let (_, r1) = clew.write_model(DOCS_B).unwrap();
+    // Under DOCS_B: only direct viewers and editors; blocked means nothing.
+    assert_views(&clew, &anne, &ALL_DOCS, &["doc:a"], r1, "model B");
+    let r2 = clew
+        .write_tuples(&[t("user:anne", "editor", "doc:d")], &[], "test")
+        .unwrap();
+    assert_views(
+        &clew,
+        &anne,
+        &ALL_DOCS,
+        &["doc:a", "doc:d"],
+        r2,
+        "model B, editor",
+    );
+    let (_, r3) = clew.write_model(DOCS).unwrap();
+    // Back to DOCS: the editor tuple is not admitted and is ignored.
+    assert_views(&clew, &anne, &ALL_DOCS, &["doc:b"], r3, "model A again");
+    let r4 = clew
+        .write_tuples(&[], &[t("user:anne", "blocked", "doc:a").key()], "test")
+        .unwrap();
+    assert_views(
+        &clew,
+        &anne,
+        &ALL_DOCS,
+        &["doc:a", "doc:b", "doc:c"],
+        r4,
+        "model A, unblocked",
+    );
+    let (_, r5) = clew.write_model(DOCS_B).unwrap();
+    assert_views(
+        &clew,
+        &anne,
+        &ALL_DOCS,
+        &["doc:a", "doc:d"],
+        r5,
+        "model B again",
+    );
+}
+
+#[test]
+fn reads_newer_than_the_latest_revision_are_refused() {
+    let (clew, _) = docs(&[("user:anne", "viewer", "doc:a")]);
+    let anne = u("user:anne");
+    let none = Map::new();
+    let latest = clew.state().revision;
+    let future = Consistency::AtLeast(latest + 1);
+    let is_future = |e: &ServiceError| matches!(e, ServiceError::Request(RequestError::FutureRevision { requested, latest: l }) if *requested == latest + 1 && *l == latest);
+    let e = lookup_all(
+        &clew,
+        &lookup_req(&anne, "viewer", "doc", &none, DEPTH),
+        future,
+    )
+    .unwrap_err();
+    assert!(is_future(&e), "{e:?}");
+    let e = filter(
+        &clew,
+        &anne,
+        "viewer",
+        "doc",
+        &["doc:a".to_string()],
+        &none,
+        None,
+        future,
+    )
+    .unwrap_err();
+    assert!(is_future(&e), "{e:?}");
+    let object = ObjectRef::parse("doc:a").unwrap();
+    let request = CheckRequest {
+        user: &anne,
+        relation: "viewer",
+        object: &object,
+        context: &none,
+        contextual: &[],
+        explain: false,
+        max_depth: DEPTH,
+    };
+    let e = clew.batch_check(&[request], future).unwrap_err();
+    assert!(is_future(&e), "{e:?}");
+    // The latest revision itself, and older ones, read the latest state.
+    for c in [
+        Consistency::AtLeast(latest),
+        Consistency::AtLeast(0),
+        Consistency::Latest,
+    ] {
+        let page = lookup_all(&clew, &lookup_req(&anne, "viewer", "doc", &none, DEPTH), c).unwrap();
+        assert_eq!(page.revision, latest);
+        assert_eq!(listing(&page).objects, ["doc:a"]);
+        let b = clew.batch_check(&[request], c).unwrap();
+        assert_eq!(b.revision, latest);
+    }
+}
+
+/// Readers running alongside a writer: every answer, at the revision it reports, is the
+/// reference's answer over the tuples of that revision.
+#[test]
+fn concurrent_readers_see_consistent_revisions() {
+    use std::sync::{Arc, Mutex};
+    let runs = (cases() / 20).max(3);
+    let mut answers = 0usize;
+    for seed in 0..runs {
+        let mut rng = Rng::new(seed ^ 0xC0C0);
+        let Some(case) = random_case_with(&mut rng, SMALL) else {
+            continue;
+        };
+        let clew = Arc::new(case.clew);
+        let model = case.model;
+        let shape = case.shape;
+        let imported = case.imported;
+        // revision -> the tuples at that revision.
+        let history: Arc<Mutex<Vec<(u64, Vec<Tuple>)>>> =
+            Arc::new(Mutex::new(vec![(clew.state().revision, case.live.clone())]));
+        let records: Arc<Mutex<Vec<(u64, User, String, Vec<String>)>>> = Arc::default();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        std::thread::scope(|scope| {
+            for r in 0..2u64 {
+                let (clew, records, done) = (clew.clone(), records.clone(), done.clone());
+                scope.spawn(move || {
+                    let mut rng = Rng::new(seed * 7 + r);
+                    let all_subjects = subjects(shape);
+                    let none = Map::new();
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        let u = rng.pick(&all_subjects).clone();
+                        let relation = format!("r{}", rng.below(RELATIONS));
+                        let req = lookup_req(&u, &relation, "res", &none, DEPTH);
+                        if let Ok(page) = lookup_all(&clew, &req, Consistency::Latest) {
+                            let mut objects = listing(&page).objects;
+                            objects.sort();
+                            records
+                                .lock()
+                                .unwrap()
+                                .push((page.revision, u, relation, objects));
+                        }
+                    }
+                });
+            }
+            let mut live = case.live.clone();
+            for _ in 0..30 {
+                let revision = if !live.is_empty() && rng.chance(40) {
+                    let gone = live.remove(rng.below(live.len()));
+                    clew.write_tuples(&[], &[gone.key()], "test").unwrap()
+                } else {
+                    let taken: Vec<Tuple> = live.iter().chain(&imported).cloned().collect();
+                    let Some(t) = fresh_valid_tuple(&mut rng, shape, &model, &taken) else {
+                        continue;
+                    };
+                    let r = clew
+                        .write_tuples(std::slice::from_ref(&t), &[], "test")
+                        .unwrap();
+                    live.push(t);
+                    r
+                };
+                history.lock().unwrap().push((revision, live.clone()));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let history = history.lock().unwrap();
+        let none = Map::new();
+        for (revision, u, relation, objects) in records.lock().unwrap().iter() {
+            let (_, live) = history
+                .iter()
+                .find(|(r, _)| r == revision)
+                .unwrap_or_else(|| {
+                    panic!("an answer at revision {revision}, which no write returned")
+                });
+            let tuples: Vec<Tuple> = live.iter().chain(&imported).cloned().collect();
+            let reference = Reference {
+                model: &model,
+                tuples: &tuples,
+                context: &none,
+                max_depth: DEPTH,
+            };
+            let want: Vec<String> = (0..shape.objects)
+                .map(res)
+                .filter(|o| reference.check(u, relation, o) == Tri::True)
+                .map(|o| o.to_string())
+                .collect();
+            let mut want = want;
+            want.sort();
+            assert_eq!(
+                objects,
+                &want,
+                "seed {seed}: lookup({u}, {relation}) at revision {revision}\nmodel:\n{}\ntuples: {}",
+                model.dsl,
+                show(&tuples)
+            );
+            answers += 1;
+        }
+    }
+    eprintln!("concurrent readers: {answers} answers checked against their revision");
+    assert!(answers > 0);
 }
