@@ -3050,3 +3050,177 @@ fn concurrent_readers_see_consistent_revisions() {
     eprintln!("concurrent readers: {answers} answers checked against their revision");
     assert!(answers > 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Contextual tuples.
+
+/// With contextual tuples (new objects among them, and keys that repeat stored tuples), lookup,
+/// filter (every strategy) and batch_check all give check's answer, which is the reference's
+/// over the stored and contextual tuples together.
+#[test]
+fn contextual_tuples_agree_across_operations() {
+    let mut failures = Failures::default();
+    let (mut cases_run, mut compared) = (0u64, 0u64);
+    let wider = Shape {
+        objects: SMALL.objects + 2,
+        ..SMALL
+    };
+    for seed in 0..cases() / 2 {
+        let mut rng = Rng::new(seed ^ 0xC0E7);
+        let Some(case) = random_case_with(&mut rng, SMALL) else {
+            continue;
+        };
+        cases_run += 1;
+        let mut contextual: Vec<Tuple> = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            if rng.chance(25) && !case.live.is_empty() {
+                // A stored key again, perhaps under another condition.
+                let mut t = rng.pick(&case.live).clone();
+                let plain = Tuple {
+                    condition: None,
+                    ..t.clone()
+                };
+                if rng.chance(50) && case.model.validate_tuple(&plain).is_ok() {
+                    t = plain;
+                }
+                if !contextual.iter().any(|c| c.key() == t.key()) {
+                    contextual.push(t);
+                }
+            } else if let Some(t) = fresh_valid_tuple(&mut rng, wider, &case.model, &contextual) {
+                contextual.push(t);
+            }
+        }
+        let mut tuples = case.all_tuples();
+        tuples.extend(contextual.iter().cloned());
+        let contexts = contexts();
+        let context = rng.pick(&contexts).clone();
+        let reference = Reference {
+            model: &case.model,
+            tuples: &tuples,
+            context: &context,
+            max_depth: DEPTH,
+        };
+        for (object_type, relation, mut all_objects) in targets(case.shape) {
+            if object_type == "res" {
+                all_objects.extend((SMALL.objects..wider.objects).map(res));
+            }
+            for u in subjects(case.shape) {
+                // A userset subject's own object (a member of itself) is probed too.
+                let mut objects = all_objects.clone();
+                if let User::Userset(o, _) = &u {
+                    if o.object_type == object_type && !objects.contains(o) {
+                        objects.push(o.clone());
+                    }
+                }
+                let at = || {
+                    format!(
+                        "seed {seed}: ({u}, {relation}, {object_type}) context {context:?} contextual: {}\nmodel:\n{}\nstored: {}",
+                        show(&contextual),
+                        case.model.dsl,
+                        show(&case.all_tuples())
+                    )
+                };
+                let req = LookupRequest {
+                    user: &u,
+                    relation: &relation,
+                    object_type,
+                    context: &context,
+                    contextual: &contextual,
+                    max_depth: DEPTH,
+                };
+                let page = lookup_all(&case.clew, &req, Consistency::Latest);
+                let checks: Vec<(ObjectRef, Answer, Tri)> = objects
+                    .iter()
+                    .map(|o| {
+                        let r = case
+                            .clew
+                            .check(&CheckRequest {
+                                user: &u,
+                                relation: &relation,
+                                object: o,
+                                context: &context,
+                                contextual: &contextual,
+                                explain: false,
+                                max_depth: DEPTH,
+                            })
+                            .map(|(r, _)| r);
+                        let a = answer(&r);
+                        let t = tri(&a, &r);
+                        (o.clone(), a, t)
+                    })
+                    .collect();
+                for (o, a, t) in &checks {
+                    compared += 1;
+                    let want = reference.check(&u, &relation, o);
+                    failures.expect(
+                        *t == want,
+                        "check with contextual tuples disagrees with the reference",
+                        || format!("{o}: check {a:?}, reference {want:?}\n{}", at()),
+                    );
+                    if let Ok(page) = &page {
+                        let l = listing(page);
+                        let text = o.to_string();
+                        let listed = l.objects.contains(&text);
+                        failures.expect(
+                            listed == (*a == Answer::Allowed),
+                            "lookup with contextual tuples disagrees with check",
+                            || format!("{o}: check {a:?}, lookup {l:?}\n{}", at()),
+                        );
+                    }
+                }
+                let Ok(page) = page else { continue };
+                let l = listing(&page);
+                // Nothing outside the probed objects is listed, either.
+                for o in &l.objects {
+                    failures.expect(
+                        objects.iter().any(|p| p.to_string() == *o),
+                        "lookup with contextual tuples lists an object no tuple names",
+                        || format!("{o}: {l:?}\n{}", at()),
+                    );
+                }
+                let candidates: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
+                for s in STRATEGIES {
+                    let f = case.clew.filter(
+                        &FilterRequest {
+                            user: &u,
+                            relation: &relation,
+                            object_type,
+                            candidates: &candidates,
+                            context: &context,
+                            contextual: &contextual,
+                            max_depth: DEPTH,
+                            explain: false,
+                            strategy: s,
+                        },
+                        Consistency::Latest,
+                    );
+                    let want: Vec<String> = checks
+                        .iter()
+                        .filter(|(_, a, _)| *a == Answer::Allowed)
+                        .map(|(o, _, _)| o.to_string())
+                        .collect();
+                    match f {
+                        Ok(f) => failures.expect(
+                            allowed_list(&f) == want,
+                            "filter with contextual tuples disagrees with check",
+                            || {
+                                format!(
+                                    "{s:?}: filter {:?}, checks {want:?}\n{}",
+                                    allowed_list(&f),
+                                    at()
+                                )
+                            },
+                        ),
+                        Err(e) => {
+                            failures.expect(false, "filter with contextual tuples fails", || {
+                                format!("{s:?}: {e}\n{}", at())
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("contextual: {cases_run} cases, {compared} checks compared");
+    failures.finish("contextual tuples");
+}
