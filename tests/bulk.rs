@@ -1808,8 +1808,9 @@ fn follow_pages(
     first_cursor: Option<String>,
     already: usize,
     at: &dyn Fn() -> String,
-) -> (Vec<String>, u64) {
+) -> (Vec<String>, u64, Vec<(String, Vec<String>)>) {
     let mut out = Vec::new();
+    let mut conditional = Vec::new();
     let mut cursor = first_cursor;
     let mut revision = None;
     let mut total = None;
@@ -1839,7 +1840,9 @@ fn follow_pages(
             assert_eq!(page.total, t, "total changed between pages: {}", at());
         }
         total = Some(page.total);
-        if started_with_cursor {
+        if !started_with_cursor {
+            conditional = listing(&page).conditional;
+        } else {
             assert!(
                 page.conditional.is_empty(),
                 "conditional objects repeated on a later page"
@@ -1859,7 +1862,7 @@ fn follow_pages(
                 "pages do not add up to total: {}",
                 at()
             );
-            return (out, page.revision);
+            return (out, page.revision, conditional);
         }
         assert_eq!(
             page.objects.len(),
@@ -1875,7 +1878,7 @@ fn follow_pages(
 #[test]
 fn pages_concatenate_to_the_whole_answer_even_across_writes() {
     let (mut pagings, mut multi_page, mut across_writes) = (0u64, 0u64, 0u64);
-    let none = Map::new();
+    let contexts = contexts();
     for seed in 0..cases() {
         let mut rng = Rng::new(seed ^ 0x9A6E);
         let Some(mut case) = random_case_with(&mut rng, WIDE) else {
@@ -1884,18 +1887,27 @@ fn pages_concatenate_to_the_whole_answer_even_across_writes() {
         let all_subjects = subjects(case.shape);
         for (object_type, relation, _) in targets(case.shape) {
             for u in &all_subjects {
-                let req = lookup_req(u, &relation, object_type, &none, DEPTH);
+                let context = rng.pick(&contexts).clone();
+                let req = lookup_req(u, &relation, object_type, &context, DEPTH);
                 let Ok(whole) = lookup_all(&case.clew, &req, Consistency::Latest) else {
                     continue;
                 };
-                let whole_objects = listing(&whole).objects;
+                let whole_listing = listing(&whole);
+                let whole_objects = whole_listing.objects.clone();
                 let n = whole_objects.len();
                 let at = || format!("seed {seed}: lookup({u}, {relation}, {object_type}) of {n}");
                 let mut limits: BTreeSet<usize> = [1, 2, 3, n, n + 1].into_iter().collect();
                 limits.remove(&0);
                 for limit in limits {
-                    let (got, revision) = follow_pages(&case.clew, &req, limit, None, 0, &at);
+                    let (got, revision, conditional) =
+                        follow_pages(&case.clew, &req, limit, None, 0, &at);
                     assert_eq!(got, whole_objects, "limit {limit}: {}", at());
+                    assert_eq!(
+                        conditional,
+                        whole_listing.conditional,
+                        "the first page's conditional objects: {}",
+                        at()
+                    );
                     assert_eq!(revision, whole.revision);
                     pagings += 1;
                     if n > limit {
@@ -1904,7 +1916,7 @@ fn pages_concatenate_to_the_whole_answer_even_across_writes() {
                 }
                 // Page one now, writes meanwhile, the rest later: the answer at page one's
                 // revision.
-                if n >= 2 && rng.chance(30) {
+                if n >= 2 && rng.chance(60) {
                     let first = case
                         .clew
                         .lookup(
@@ -1935,7 +1947,7 @@ fn pages_concatenate_to_the_whole_answer_even_across_writes() {
                     let mut got: Vec<String> =
                         first.objects.iter().map(|o| o.to_string()).collect();
                     let limit = 1 + rng.below(n);
-                    let (rest, revision) = follow_pages(
+                    let (rest, revision, _) = follow_pages(
                         &case.clew,
                         &req,
                         limit,
