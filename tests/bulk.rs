@@ -3427,3 +3427,81 @@ condition small(x: int) {
     let batch = clew.batch_check(&with_x, Consistency::Latest).unwrap();
     assert!(matches!(&batch.items[1].result, Ok(r) if r.decision == Decision::Allowed));
 }
+
+/// Objects that depend on missing context come once, with the first page; later pages carry
+/// only allowed objects, and `total` counts the allowed ones.
+#[test]
+fn conditional_objects_come_once_with_the_first_page() {
+    let dsl = "model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user, user with small]
+condition small(x: int) {
+  x < 10
+}
+";
+    let small = |doc: &str| {
+        Tuple::parse("user:anne", "viewer", doc)
+            .unwrap()
+            .with_condition(Some(TupleCondition {
+                name: "small".into(),
+                context: Map::new(),
+            }))
+    };
+    let tuples = vec![
+        t("user:anne", "viewer", "doc:a"),
+        small("doc:b"),
+        t("user:anne", "viewer", "doc:c"),
+        small("doc:d"),
+        t("user:anne", "viewer", "doc:e"),
+    ];
+    let clew = build(dsl, &tuples, &[]);
+    let anne = u("user:anne");
+    let none = Map::new();
+    let req = lookup_req(&anne, "viewer", "doc", &none, DEPTH);
+    let mut cursor = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = clew
+            .lookup(
+                &req,
+                &PageRequest {
+                    limit: Some(1),
+                    cursor: cursor.clone(),
+                },
+                Consistency::Latest,
+            )
+            .unwrap();
+        assert_eq!(page.total, 3);
+        cursor = page.cursor.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let objects: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.objects.iter().map(|o| o.to_string()))
+        .collect();
+    let mut sorted = objects.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["doc:a", "doc:c", "doc:e"]);
+    let mut first = listing(&pages[0]).conditional;
+    first.sort();
+    assert_eq!(
+        first,
+        [
+            ("doc:b".to_string(), vec!["x".to_string()]),
+            ("doc:d".to_string(), vec!["x".to_string()])
+        ]
+    );
+    for p in &pages[1..] {
+        assert!(
+            p.conditional.is_empty(),
+            "conditional objects repeated: {:?}",
+            p.conditional
+        );
+    }
+}
