@@ -224,13 +224,20 @@ fn fresh_tuple_for(
     taken: &[Tuple],
     prefer: &[User],
 ) -> Option<Tuple> {
-    let favour = !prefer.is_empty() && rng.chance(50);
+    let ok =
+        |t: &Tuple| model.validate_tuple(t).is_ok() && !taken.iter().any(|s| s.key() == t.key());
     for _ in 0..200 {
-        let mut t = random_tuple(rng, shape);
-        if favour {
-            t.user = rng.pick(prefer).clone();
+        let t = random_tuple(rng, shape);
+        if !prefer.is_empty() && rng.chance(50) {
+            let favoured = Tuple {
+                user: rng.pick(prefer).clone(),
+                ..t.clone()
+            };
+            if ok(&favoured) {
+                return Some(favoured);
+            }
         }
-        if model.validate_tuple(&t).is_ok() && !taken.iter().any(|s| s.key() == t.key()) {
+        if ok(&t) {
             return Some(t);
         }
     }
@@ -1065,6 +1072,35 @@ fn filter_is_lookup_intersected_with_the_candidates() {
                     let page = page
                         .take()
                         .unwrap_or_else(|| lookup_all(&case.clew, &req, Consistency::Latest));
+                    // The oracle itself: lookup lists exactly what the reference allows.
+                    if let Ok(p) = &page {
+                        let reference = Reference {
+                            model: &case.model,
+                            tuples: &tuples,
+                            context: &context,
+                            max_depth,
+                        };
+                        let l = listing(p);
+                        let mut distinct: Vec<&String> = candidates.iter().collect();
+                        distinct.sort();
+                        distinct.dedup();
+                        for c in distinct {
+                            let Ok(o) = ObjectRef::parse(c) else { continue };
+                            let want = reference.check(&u, &relation, &o);
+                            failures.expect(
+                                l.objects.contains(c) == (want == Tri::True),
+                                "lookup (filter's oracle) disagrees with the reference",
+                                || {
+                                    format!(
+                                        "seed {seed}: lookup({u}, {relation}) depth {max_depth} context {context:?}: {c} listed {}, reference {want:?}\nmodel:\n{}\ntuples: {}",
+                                        l.objects.contains(c),
+                                        case.model.dsl,
+                                        show(&tuples)
+                                    )
+                                },
+                            );
+                        }
+                    }
                     let at = |s: Option<Strategy>| {
                         let dsl = case.model.dsl.clone();
                         let tuples = tuples.clone();
