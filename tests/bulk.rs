@@ -3281,6 +3281,15 @@ fn contextual_tuples_agree_across_operations() {
                 }
                 let Ok(page) = page else { continue };
                 let l = listing(&page);
+                // Paged, the same answer (cursors carry the contextual tuples' fingerprint).
+                if l.objects.len() >= 2 {
+                    let (paged, _, _) = follow_pages(&case.clew, &req, 1, None, 0, &at);
+                    failures.expect(
+                        paged == l.objects,
+                        "paged lookup with contextual tuples differs from the whole answer",
+                        || format!("pages {paged:?}, whole {:?}\n{}", l.objects, at()),
+                    );
+                }
                 // Nothing outside the probed objects is listed, either.
                 for o in &l.objects {
                     failures.expect(
