@@ -3718,3 +3718,78 @@ fn a_cached_lookup_does_not_turn_conditional_into_denied() {
         );
     }
 }
+
+/// The same disagreement in other shapes: wherever a cycle (undecided top-down) meets a missing
+/// condition parameter, check is conditional, and lookup must say so.
+#[test]
+fn a_cycle_meeting_missing_context_is_conditional_in_every_shape() {
+    let cases = [
+        (
+            "but not",
+            "model\n  schema 1.1\ntype user\ntype group\n  relations\n    define banned: [user with small]\n    define member: [user, group#member] but not banned\ncondition small(x: int) {\n  x < 10\n}\n",
+            vec![
+                ("group:g#member", "member", "group:g", false),
+                ("user:anne", "banned", "group:g", true),
+            ],
+        ),
+        (
+            "and",
+            "model\n  schema 1.1\ntype user\ntype group\n  relations\n    define allowed: [user with small]\n    define member: [user, group#member] and allowed\ncondition small(x: int) {\n  x < 10\n}\n",
+            vec![
+                ("group:g#member", "member", "group:g", false),
+                ("user:anne", "allowed", "group:g", true),
+            ],
+        ),
+        (
+            "conditional userset edge",
+            "model\n  schema 1.1\ntype user\ntype group\n  relations\n    define member: [user, group#member with small]\ncondition small(x: int) {\n  x < 10\n}\n",
+            vec![("group:g#member", "member", "group:g", true)],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (shape, dsl, tuples) in cases {
+        let tuples: Vec<Tuple> = tuples
+            .iter()
+            .map(|(u, r, o, conditional)| {
+                Tuple::parse(u, r, o)
+                    .unwrap()
+                    .with_condition(conditional.then(|| TupleCondition {
+                        name: "small".into(),
+                        context: Map::new(),
+                    }))
+            })
+            .collect();
+        let clew = build(dsl, &tuples, &[]);
+        let model = TypeSystem::from_dsl(dsl).unwrap();
+        let none = Map::new();
+        let anne = u("user:anne");
+        let g = ObjectRef::parse("group:g").unwrap();
+        let reference = Reference {
+            model: &model,
+            tuples: &tuples,
+            context: &none,
+            max_depth: DEPTH,
+        };
+        assert_eq!(
+            reference.check(&anne, "member", &g),
+            Tri::Unknown,
+            "{shape}"
+        );
+        let checked = answer(&check(&clew, &anne, "member", &g, &none, DEPTH));
+        assert_eq!(checked, Answer::Conditional(vec!["x".into()]), "{shape}");
+        let page = lookup_all(
+            &clew,
+            &lookup_req(&anne, "member", "group", &none, DEPTH),
+            Consistency::Latest,
+        )
+        .unwrap();
+        let l = listing(&page);
+        let after = answer(&check(&clew, &anne, "member", &g, &none, DEPTH));
+        if l.conditional != [("group:g".to_string(), vec!["x".to_string()])] || after != checked {
+            wrong.push(format!(
+                "{shape}: check {checked:?}; lookup {l:?}; check after the lookup {after:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
