@@ -3580,17 +3580,6 @@ condition small(x: int) {
     }
 }
 
-#[test]
-#[ignore]
-fn scratch_build_cost() {
-    let case = random_case(1, SMALL).unwrap();
-    let t0 = std::time::Instant::now();
-    for _ in 0..200 {
-        let _ = case.fresh();
-    }
-    eprintln!("build: {:?} each", t0.elapsed() / 200);
-}
-
 // ---------------------------------------------------------------------------------------------
 // A cycle meeting missing context.
 
