@@ -2,14 +2,22 @@
 //! its planner, `batch_check`) and for the reachability cache behind them.
 //!
 //! Random models and graphs (the generator of `tests/properties.rs`, extended with a second
-//! tupleset to groups, group exclusions and more objects) drive the laws:
+//! tupleset to groups, group exclusions and more objects) drive the laws, at the default depth
+//! limit and at small ones:
 //! * consistency: `check(u,r,o)` allowed ⇔ `o ∈ lookup(u,r,type(o))` ⇔ `u ∈ subjects(o,r)`, all
-//!   agreeing with the naive reference evaluator;
+//!   agreeing with the naive reference evaluator; an undecided check (missing context, depth)
+//!   is never listed as allowed and must be flagged by lookup (conditional) or fail it;
 //! * `filter` = `lookup ∩ candidates`, in candidate order, for every strategy;
 //! * freshness: after every single-tuple write or delete, every answer of a long-lived `Clew`
 //!   (whose cache holds entries from before the write) equals a fresh `Clew`'s;
 //! * paging: concatenated pages equal the whole answer, at the cursor's revision;
-//! * batch_check equals individual checks.
+//! * batch_check equals individual checks; contextual tuples; readers alongside a writer.
+//!
+//! Random tests collect violations by kind and report each kind once, with its first example
+//! and a count, so one run shows every distinct disagreement. Deterministic tests pin the
+//! precise cases (nested groups, revocation, wildcards, tupleset edges, cursor errors, bad
+//! input) and the minimal reproductions of the disagreements found (the `chain` and
+//! `self_group` tests).
 //!
 //! `CLEW_BULK_CASES` scales the number of random seeds (default 200).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
