@@ -2498,13 +2498,21 @@ fn batch_check_equals_individual_checks() {
             let alone = answer(&fresh.check(req).map(|(r, _)| r));
             failures.expect(
                 got == alone,
-                "batch item differs from a single check on a fresh instance",
+                format!(
+                    "batch item says {} where a single check on a fresh instance says {}",
+                    category(&got),
+                    category(&alone)
+                ),
                 || format!("batch: {got:?}; single: {alone:?}\n{}", at()),
             );
             let again = answer(&case.clew.check(req).map(|(r, _)| r));
             failures.expect(
                 again == alone,
-                "a single check on the batch's instance differs from one on a fresh instance",
+                format!(
+                    "a single check on the batch's instance says {} where one on a fresh instance says {}",
+                    category(&again),
+                    category(&alone)
+                ),
                 || format!("same instance: {again:?}; fresh: {alone:?}\n{}", at()),
             );
             // Duplicates point at the first identical check and share its answer.
