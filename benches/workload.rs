@@ -164,17 +164,23 @@ fn bench_shape(c: &mut Criterion, shape: &str, dir: &Path) {
             )
         })
         .collect();
-    let req = |(user, relation, object, _): &(User, String, ObjectRef, bool)| CheckRequest {
-        user,
-        relation,
-        object,
-        context: &context,
-        contextual: &[],
-        explain: false,
-        max_depth,
-    };
+    fn req<'a>(
+        (user, relation, object, _): &'a (User, String, ObjectRef, bool),
+        context: &'a Map<String, Value>,
+        max_depth: u32,
+    ) -> CheckRequest<'a> {
+        CheckRequest {
+            user,
+            relation,
+            object,
+            context,
+            contextual: &[],
+            explain: false,
+            max_depth,
+        }
+    }
     for s in &sample {
-        let (r, _) = clew.check(&req(s)).unwrap();
+        let (r, _) = clew.check(&req(s, &context, max_depth)).unwrap();
         assert_eq!(
             r.decision == Decision::Allowed,
             s.3,
@@ -189,7 +195,7 @@ fn bench_shape(c: &mut Criterion, shape: &str, dir: &Path) {
         b.iter(|| {
             let s = &sample[i % sample.len()];
             i += 1;
-            clew.check(black_box(&req(s))).unwrap()
+            clew.check(black_box(&req(s, &context, max_depth))).unwrap()
         })
     });
 

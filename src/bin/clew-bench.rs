@@ -80,6 +80,9 @@ struct RunArgs {
     /// Single-tuple grant/revoke rounds in the write phase.
     #[arg(long, default_value_t = 500)]
     writes: usize,
+    /// Grant/revoke rounds of one and the same tuple (does toggling a tuple slow writes down?).
+    #[arg(long, default_value_t = 2000)]
+    toggles: usize,
     /// Skip deriving the exclusions of wildcard who-can-read answers by checks.
     #[arg(long)]
     no_exclusions: bool,
@@ -261,6 +264,24 @@ fn proc_status_bytes(field: &str) -> u64 {
 
 fn rss() -> u64 {
     proc_status_bytes("VmRSS")
+}
+
+/// Involuntary context switches of this process so far (how often another process preempted
+/// it: on a shared machine, the cause of most multi-millisecond outliers).
+fn preemptions() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// How many durations exceed `limit` seconds.
+fn over(seconds: &[f64], limit: f64) -> usize {
+    seconds.iter().filter(|s| **s > limit).count()
 }
 
 fn machine_info() -> Value {
@@ -728,10 +749,13 @@ fn phase_checks(cx: &mut Ctx<'_>, checks: &[CheckQ], parsed: &[Parsed]) -> Res<(
     let mut per_rel: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut per_rel_warm: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (pass, label) in ["cold", "warm"].iter().enumerate() {
+        let pre = preemptions();
         let t = Instant::now();
         let (answers, lat, hits) = cx.check_pass(parsed);
         let wall_s = secs(t.elapsed());
         let mut s = lat_summary(&lat);
+        s["preemptions"] = json!(preemptions() - pre);
+        s["over_1ms"] = json!(over(&lat, 1e-3));
         s["wall_s"] = json!(round(wall_s, 4));
         s["per_s_wall"] = json!(round(lat.len() as f64 / wall_s, 1));
         s["cache_hits"] = json!(hits);
@@ -902,6 +926,7 @@ fn phase_lookups(cx: &mut Ctx<'_>, lookups: &[LookupQ]) -> Res<()> {
         let mut counts = Vec::new();
         let mut node_evals = 0u64;
         let mut checks = 0u64;
+        let pre = preemptions();
         for (q, user) in lookups.iter().zip(&users) {
             let req = LookupRequest {
                 user,
@@ -956,6 +981,7 @@ fn phase_lookups(cx: &mut Ctx<'_>, lookups: &[LookupQ]) -> Res<()> {
             }
         }
         let mut s = ms_summary(&lat);
+        s["preemptions"] = json!(preemptions() - pre);
         let total_results: usize = counts.iter().sum();
         s["results_total"] = json!(total_results);
         s["results_max"] = json!(counts.iter().max());
@@ -1084,6 +1110,7 @@ fn phase_filters(cx: &mut Ctx<'_>, filters: &[FilterQ]) -> Res<()> {
         let mut hits = 0;
         let mut per_id = Map::new();
         let mut rows = Vec::new();
+        let pre = preemptions();
         for (q, user) in filters.iter().zip(&users) {
             let req = FilterRequest {
                 user,
@@ -1123,6 +1150,7 @@ fn phase_filters(cx: &mut Ctx<'_>, filters: &[FilterQ]) -> Res<()> {
             }
         }
         let mut s = lat_summary(&lat);
+        s["preemptions"] = json!(preemptions() - pre);
         s["strategies"] = json!(strategies);
         s["by_strategy"] = json!(
             by_strategy
@@ -1311,6 +1339,7 @@ fn phase_writes(
     let mut revoke = (Vec::new(), Vec::new(), Vec::new());
     let mut skipped = 0;
     let mut failures = Vec::new();
+    let pre = preemptions();
     for p in &pairs {
         let tuple = Tuple {
             user: p.user.clone(),
@@ -1356,22 +1385,37 @@ fn phase_writes(
         }
     }
     cx.failures.extend(failures);
-    let summarize = |(w, r, total): &(Vec<f64>, Vec<f64>, Vec<f64>)| json!({"write_then_check": lat_summary(total), "write": lat_summary(w), "check": lat_summary(r)});
+    let preempted = preemptions() - pre;
+    let summarize = |(w, r, total): &(Vec<f64>, Vec<f64>, Vec<f64>)| {
+        json!({"write_then_check": lat_summary(total), "write": lat_summary(w), "check": lat_summary(r),
+               "over_1ms": over(total, 1e-3),
+               "first_100_write_p50_us": lat_summary(&w[..w.len().min(100)])["p50_us"],
+               "last_100_write_p50_us": lat_summary(&w[w.len().saturating_sub(100)..])["p50_us"]})
+    };
+    for (name, acc) in [("grant", &grant), ("revoke", &revoke)] {
+        cx.timings.insert(
+            format!("write_{name}_then_check_us"),
+            json!(acc.2.iter().map(|s| round(s * 1e6, 2)).collect::<Vec<_>>()),
+        );
+    }
     let mut out = json!({
         "what": "Clew::write_tuples of one tuple (grant document#viewer@user on a pair the checks found denied; then revoke it), then Clew::check of that pair at the latest revision must see it; write_then_check is the time from the write call to the read's answer",
         "rounds": grant.0.len(),
         "skipped_not_denied": skipped,
         "tuples_in_store": cx.clew.state().index.tuple_count(),
+        "preemptions": preempted,
         "grant": summarize(&grant),
         "revoke": summarize(&revoke),
     });
     log(format!(
-        "write→check visible: grant p50 {}µs p99 {}µs; revoke p50 {}µs p99 {}µs ({} rounds)",
+        "write→check visible: grant p50 {}µs p99 {}µs; revoke p50 {}µs p99 {}µs ({} rounds; over 1 ms: {} grants, {} revokes; {preempted} preemptions)",
         out["grant"]["write_then_check"]["p50_us"],
         out["grant"]["write_then_check"]["p99_us"],
         out["revoke"]["write_then_check"]["p50_us"],
         out["revoke"]["write_then_check"]["p99_us"],
-        grant.0.len()
+        grant.0.len(),
+        out["grant"]["over_1ms"],
+        out["revoke"]["over_1ms"],
     ));
 
     // Subjects with a cached lookup bitmap: the next lookup must see the write.
@@ -1420,6 +1464,47 @@ fn phase_writes(
                 ));
             }
             acc.push(dt);
+        }
+    }
+    // One tuple granted and revoked over and over (what a criterion loop does).
+    if let Some(p) = pairs.first().filter(|_| cx.args.toggles >= 200) {
+        let tuple = Tuple {
+            user: p.user.clone(),
+            relation: "viewer".into(),
+            object: p.object.clone(),
+            condition: None,
+        };
+        let req = cx.req(p);
+        let mut lat = Vec::with_capacity(cx.args.toggles);
+        let mut wrong = 0;
+        for _ in 0..cx.args.toggles {
+            let t = Instant::now();
+            cx.clew
+                .write_tuples(std::slice::from_ref(&tuple), &[], "clew-bench")?;
+            let a = cx.clew.check(&req)?.0.decision;
+            cx.clew.write_tuples(&[], &[tuple.key()], "clew-bench")?;
+            let d = cx.clew.check(&req)?.0.decision;
+            lat.push(secs(t.elapsed()));
+            wrong += usize::from(a != Decision::Allowed || d != Decision::Denied);
+        }
+        let n = lat.len();
+        out["same_tuple_toggled"] = json!({
+            "what": "one tuple granted, checked, revoked, checked, repeatedly; per round (2 writes + 2 checks)",
+            "tuple": tuple.to_string(),
+            "rounds": n,
+            "first_100": lat_summary(&lat[..100]),
+            "last_100": lat_summary(&lat[n - 100..]),
+            "wrong_answers": wrong,
+        });
+        log(format!(
+            "same tuple toggled {n}×: round p50 first 100 {} µs, last 100 {} µs",
+            out["same_tuple_toggled"]["first_100"]["p50_us"],
+            out["same_tuple_toggled"]["last_100"]["p50_us"]
+        ));
+        if wrong > 0 {
+            cx.failures.push(format!(
+                "toggling {tuple}: {wrong} rounds where the next check did not see the write"
+            ));
         }
     }
     out["lookup_after_write"] = json!({
