@@ -21,7 +21,7 @@ WORK_ROOT="${CLEW_BENCH_WORK:-$REPO/../bench-work}"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 NICE="${NICE:-10}"
 
-SHAPE="" SCALE="" PEERS=0 MAX_DEPTH="" SP_BUDGET=600 OX_BUDGET=300 RUN="" EXTRA=()
+SHAPE="" SCALE="" PEERS=0 MAX_DEPTH="" SP_BUDGET=600 OX_BUDGET=600 RUN="" EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --peers) PEERS=1 ;;
@@ -67,19 +67,26 @@ done
   echo "started: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$RUN/session.txt"
 
+la() { echo "$1: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RUN/session.txt"; }
 echo "== clew-bench"
+la "clew-bench start"
 status=0
 nice -n "$NICE" "$TARGET/release/clew-bench" run --workload "$RUN" --out "$RUN/answers_clew" \
   --max-depth "$MAX_DEPTH" "${EXTRA[@]}" || status=$?
+la "clew-bench end"
 
 if [ "$PEERS" = 1 ]; then
   [ -f "$SHARED/run_spicedb.py" ] || { echo "no $SHARED/run_spicedb.py" >&2; exit 2; }
   echo "== SpiceDB (budget ${SP_BUDGET}s)"
+  la "spicedb start"
   nice -n "$NICE" python3 "$SHARED/run_spicedb.py" --workload "$RUN" --budget-s "$SP_BUDGET" \
     --results "$RUN/results_spicedb.json" 2>&1 | tee "$RUN/spicedb.log" | grep -v '^{' || true
+  la "spicedb end"
   echo "== Oxigraph-SPARQL (budget ${OX_BUDGET}s)"
+  la "oxigraph start"
   nice -n "$NICE" python3 "$SHARED/run_oxigraph_sparql.py" --workload "$RUN" --budget-s "$OX_BUDGET" \
     --results "$RUN/results_oxigraph.json" 2>&1 | tee "$RUN/oxigraph.log" || true
+  la "oxigraph end"
 fi
 echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RUN/session.txt"
 

@@ -722,10 +722,15 @@ impl Ctx<'_> {
         }
     }
 
-    /// One sequential pass over the checks: (answers, per-check seconds, cache hits).
-    fn check_pass(&self, parsed: &[Parsed]) -> (Vec<Result<Value, String>>, Vec<f64>, usize) {
+    /// One sequential pass over the checks: (answers, per-check seconds, cache hits,
+    /// `object#relation` nodes each check visited).
+    fn check_pass(
+        &self,
+        parsed: &[Parsed],
+    ) -> (Vec<Result<Value, String>>, Vec<f64>, usize, Vec<u32>) {
         let mut answers = Vec::with_capacity(parsed.len());
         let mut lat = Vec::with_capacity(parsed.len());
+        let mut visited = Vec::with_capacity(parsed.len());
         let mut hits = 0;
         for p in parsed {
             let req = self.req(p);
@@ -735,11 +740,12 @@ impl Ctx<'_> {
             lat.push(secs(dt));
             let r = r.map(|(c, _)| {
                 hits += usize::from(c.cache_hit);
+                visited.push(c.visited);
                 c.decision
             });
             answers.push(check_answer(&r.map_err(|e| e.to_string())));
         }
-        (answers, lat, hits)
+        (answers, lat, hits, visited)
     }
 }
 
@@ -751,9 +757,19 @@ fn phase_checks(cx: &mut Ctx<'_>, checks: &[CheckQ], parsed: &[Parsed]) -> Res<(
     for (pass, label) in ["cold", "warm"].iter().enumerate() {
         let pre = preemptions();
         let t = Instant::now();
-        let (answers, lat, hits) = cx.check_pass(parsed);
+        let (answers, lat, hits, mut visited) = cx.check_pass(parsed);
         let wall_s = secs(t.elapsed());
         let mut s = lat_summary(&lat);
+        let total_visited: u64 = visited.iter().map(|v| u64::from(*v)).sum();
+        visited.sort_unstable();
+        s["visited_nodes"] = json!({
+            "what": "object#relation nodes each check evaluated top-down (CheckResult::visited)",
+            "p50": visited.get(visited.len() / 2),
+            "p95": visited.get(visited.len() * 95 / 100),
+            "max": visited.last(),
+            "mean": round(total_visited as f64 / visited.len().max(1) as f64, 1),
+            "ns_per_node": round(lat.iter().sum::<f64>() * 1e9 / total_visited.max(1) as f64, 1),
+        });
         s["preemptions"] = json!(preemptions() - pre);
         s["over_1ms"] = json!(over(&lat, 1e-3));
         s["wall_s"] = json!(round(wall_s, 4));
@@ -761,8 +777,15 @@ fn phase_checks(cx: &mut Ctx<'_>, checks: &[CheckQ], parsed: &[Parsed]) -> Res<(
         s["cache_hits"] = json!(hits);
         s["errors"] = json!(answers.iter().filter(|a| a.is_err()).count());
         log(format!(
-            "check {label}: n {} p50 {}µs p95 {}µs p99 {}µs, {} checks/s, cache hits {hits}",
-            s["n"], s["p50_us"], s["p95_us"], s["p99_us"], s["per_s"]
+            "check {label}: n {} p50 {}µs p95 {}µs p99 {}µs, {} checks/s, cache hits {hits}; nodes visited p50 {} mean {}, {} ns/node",
+            s["n"],
+            s["p50_us"],
+            s["p95_us"],
+            s["p99_us"],
+            s["per_s"],
+            s["visited_nodes"]["p50"],
+            s["visited_nodes"]["mean"],
+            s["visited_nodes"]["ns_per_node"]
         ));
         for (c, l) in parsed.iter().zip(&lat) {
             let m = if pass == 0 {
