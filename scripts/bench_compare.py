@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Side-by-side table of one bench run: Clew (clew-bench) and, when present, the peers run on the same workload.
 
-    python3 scripts/bench_compare.py RUN_DIR [--json OUT.json]
+    python3 scripts/bench_compare.py RUN_DIR [--json OUT.json] [--spicedb-recorded results_spicedb.json]
 
 RUN_DIR is what scripts/bench_workload.sh makes: answers_clew/{results_clew.json,timings.json,*.jsonl} and,
 with --peers, results_spicedb.json + answers/ (SpiceDB) and results_oxigraph.json + answers_oxigraph/.
 Ratios are "peer time / Clew time" (how many times faster Clew is), computed on the *same requests*: the
-peers cut phases by their time budgets, so each ratio uses only the ids both answered. Standard library only.
+peers cut phases by their time budgets, so each ratio uses only the ids both answered. With --spicedb-recorded, a
+results file from another run stands in when this run has no results_spicedb.json (the column is then labelled
+as recorded; per-request ratios that need SpiceDB's answer files are left out). Standard library only.
 """
 import json
 import os
@@ -83,6 +85,12 @@ def main():
     clew = load(os.path.join(run, "answers_clew", "results_clew.json"))
     tim = load(os.path.join(run, "answers_clew", "timings.json")) or {}
     sp = load(os.path.join(run, "results_spicedb.json"))
+    sp_label = "SpiceDB"
+    if sp is None and "--spicedb-recorded" in args:
+        rec = args[args.index("--spicedb-recorded") + 1]
+        sp = load(rec)
+        if sp:
+            sp_label = f"SpiceDB (recorded {sp.get('machine', {}).get('when', '?')}, not this session)"
     ox = load(os.path.join(run, "results_oxigraph.json"))
     if clew is None:
         print(f"no {run}/answers_clew/results_clew.json")
@@ -135,6 +143,10 @@ def main():
             rows.append((f"checks/s on SpiceDB's {n} checks, warm", fmt(cps), None, None, fmt(sp["check"]["per_s"]),
                          rfmt(ratio(cps, sp["check"]["per_s"])), "", ""))
         summary["check"] = {"warm_p50_us": warm["p50_us"], "warm_per_s": warm["per_s"], "cold_p50_us": cold["p50_us"]}
+    cc = clew.get("check_cached_subject")
+    if cc:
+        row(f"check p50 / p99 µs, subject's bitmap cached ({cc['n']} checks of the lookup subjects)",
+            f"{fmt(cc['p50_us'])} / {fmt(cc['p99_us'])}", target="≤ 2 µs", ok=cc["p50_us"] <= 2)
     bk = clew.get("check_bulk")
     if bk:
         b = bk["second"]
@@ -150,6 +162,12 @@ def main():
         row("lookup ms p50 / p95 / max, cold", f"{fmt(lk['cold']['p50_ms'])} / {fmt(lk['cold']['p95_ms'])} / {fmt(lk['cold']['max_ms'])}",
             f"{fmt(ox['lookup']['p50_ms'])} / {fmt(ox['lookup']['p95_ms'])} / {fmt(ox['lookup']['max_ms'])}" if ox else None, None,
             f"{fmt(sp['lookup_resources']['p50_ms'])} / {fmt(sp['lookup_resources']['p95_ms'])} / {fmt(sp['lookup_resources']['max_ms'])}" if sp else None, None)
+        if ox or sp:
+            o_p50 = ox["lookup"]["p50_ms"] if ox else None
+            s_p50 = sp["lookup_resources"]["p50_ms"] if sp else None
+            row("lookup p50 ms, cold (each engine over the lookups it answered)", fmt(lk["cold"]["p50_ms"]),
+                f"{fmt(o_p50)} (n={ox['lookup']['requests']})" if ox else None, rfmt(ratio(o_p50, lk["cold"]["p50_ms"])),
+                f"{fmt(s_p50)} (n={sp['lookup_resources']['ok']})" if sp else None, rfmt(ratio(s_p50, lk["cold"]["p50_ms"])))
         row("lookup ms p50 / p95 / max, warm (cached bitmap)", f"{fmt(lk['warm']['p50_ms'])} / {fmt(lk['warm']['p95_ms'])} / {fmt(lk['warm']['max_ms'])}")
         h = lk["cold"].get("heaviest", {})
         hid = h.get("id")
@@ -214,6 +232,12 @@ def main():
         s50, sc50, sn = same("spicedb", cold_us)
         _, ow50, _ = same("oxigraph", warm_us)
         _, sw50, _ = same("spicedb", warm_us)
+        if s50 is None and sp and sp.get("filter_bulk", {}).get("p50_ms"):
+            # recorded results: SpiceDB's p50 over its first requests, against Clew's over the same ids
+            sn = sp["filter_bulk"]["requests"]
+            s50 = sp["filter_bulk"]["p50_ms"] * 1e3
+            sc50 = pct([cold_us[i] for i in sorted(cold_us)[:sn]], 50)
+            sw50 = pct([warm_us[i] for i in sorted(warm_us)[:sn]], 50)
         c, w = fl["cold"], fl["warm"]
         row(f"filter 1,000 candidates µs p50 / p95, cold (strategies {c.get('strategies')})",
             f"{fmt(c['p50_us'])} / {fmt(c['p95_us'])}",
@@ -291,7 +315,7 @@ def main():
 
     title = f"{wl.get('shape')}-{wl.get('scale')}: {wl.get('tuples'):,} tuples, max depth {clew.get('max_depth')}"
     print(f"### {title}\n")
-    print("| metric | Clew | Oxigraph-SPARQL | × | SpiceDB | × | target | |")
+    print(f"| metric | Clew | Oxigraph-SPARQL | × | {sp_label} | × | target | |")
     print("|---|---|---|---:|---|---:|---|---|")
     for r in rows:
         print("| " + " | ".join("" if x is None else str(x) for x in r) + " |")

@@ -2,8 +2,9 @@
 # One bench workload on Clew (and, with --peers, on SpiceDB and Oxigraph-SPARQL in the same session), then a
 # side-by-side table with ratios.
 #
-#   scripts/bench_workload.sh [SHAPE] [SCALE] [--peers] [--max-depth N] [--spicedb-budget S]
-#                             [--oxigraph-budget S] [--run-dir DIR] [-- CLEW-BENCH ARGS...]
+#   scripts/bench_workload.sh [SHAPE] [SCALE] [--peers | --peers-only] [--max-depth N] [--spicedb-budget S]
+#                             [--spicedb-max-checks N] [--oxigraph-budget S] [--no-spicedb] [--no-oxigraph]
+#                             [--run-dir DIR] [-- CLEW-BENCH ARGS...]
 #
 # SHAPE: default | deep | wide | hotuser (default: default); SCALE: e.g. 0.01, 1, 10 (default: 1).
 # The workload is $CLEW_BENCH_WORK/SHAPE-SCALE (default ../bench-work next to the repository); it is generated
@@ -12,6 +13,10 @@
 # and results of every engine land there and never in the shared workload:
 #   answers_clew/ (results_clew.json, timings.json, answers), results_spicedb.json + answers/,
 #   results_oxigraph.json + answers_oxigraph/, comparison.md.
+# --peers-only reruns the peers in an existing --run-dir (Clew's answers stay). --spicedb-max-checks N passes
+# --max-checks N to run_spicedb.py: its bulk phase sends the answered checks 100 per call, and on a loaded
+# machine a 100-check call of the uncached embedded SpiceDB can exceed the library's RPC deadline, which
+# aborts run_spicedb.py without results.
 # Heavy steps run under `nice -n $NICE` (default 10): the machine is shared with other builds.
 # Exit status: clew-bench's (non-zero when an answer disagrees with answers_ref/ or a write was not visible).
 set -euo pipefail
@@ -21,16 +26,21 @@ WORK_ROOT="${CLEW_BENCH_WORK:-$REPO/../bench-work}"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 NICE="${NICE:-10}"
 
-SHAPE="" SCALE="" PEERS=0 MAX_DEPTH="" SP_BUDGET=600 OX_BUDGET=600 RUN="" EXTRA=()
+SHAPE="" SCALE="" PEERS=0 CLEW=1 SPICEDB=1 OXIGRAPH=1 MAX_DEPTH="" SP_BUDGET=600 SP_MAX_CHECKS=0 OX_BUDGET=600
+RUN="" EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --peers) PEERS=1 ;;
+    --peers-only) PEERS=1; CLEW=0 ;;
+    --no-spicedb) SPICEDB=0 ;;
+    --no-oxigraph) OXIGRAPH=0 ;;
+    --spicedb-max-checks) SP_MAX_CHECKS="$2"; shift ;;
     --max-depth) MAX_DEPTH="$2"; shift ;;
     --spicedb-budget) SP_BUDGET="$2"; shift ;;
     --oxigraph-budget) OX_BUDGET="$2"; shift ;;
     --run-dir) RUN="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) if [ -z "$SHAPE" ]; then SHAPE="$1"; elif [ -z "$SCALE" ]; then SCALE="$1"; else echo "extra argument $1" >&2; exit 2; fi ;;
   esac
@@ -68,25 +78,32 @@ done
 } | tee "$RUN/session.txt"
 
 la() { echo "$1: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RUN/session.txt"; }
-echo "== clew-bench"
-la "clew-bench start"
 status=0
-nice -n "$NICE" "$TARGET/release/clew-bench" run --workload "$RUN" --out "$RUN/answers_clew" \
-  --max-depth "$MAX_DEPTH" "${EXTRA[@]}" || status=$?
-la "clew-bench end"
+if [ "$CLEW" = 1 ]; then
+  echo "== clew-bench"
+  la "clew-bench start"
+  nice -n "$NICE" "$TARGET/release/clew-bench" run --workload "$RUN" --out "$RUN/answers_clew" \
+    --max-depth "$MAX_DEPTH" "${EXTRA[@]}" || status=$?
+  la "clew-bench end"
+fi
 
 if [ "$PEERS" = 1 ]; then
   [ -f "$SHARED/run_spicedb.py" ] || { echo "no $SHARED/run_spicedb.py" >&2; exit 2; }
-  echo "== SpiceDB (budget ${SP_BUDGET}s)"
-  la "spicedb start"
-  nice -n "$NICE" python3 "$SHARED/run_spicedb.py" --workload "$RUN" --budget-s "$SP_BUDGET" \
-    --results "$RUN/results_spicedb.json" 2>&1 | tee "$RUN/spicedb.log" | grep -v '^{' || true
-  la "spicedb end"
-  echo "== Oxigraph-SPARQL (budget ${OX_BUDGET}s)"
-  la "oxigraph start"
-  nice -n "$NICE" python3 "$SHARED/run_oxigraph_sparql.py" --workload "$RUN" --budget-s "$OX_BUDGET" \
-    --results "$RUN/results_oxigraph.json" 2>&1 | tee "$RUN/oxigraph.log" || true
-  la "oxigraph end"
+  if [ "$SPICEDB" = 1 ]; then
+    echo "== SpiceDB (budget ${SP_BUDGET}s, max checks ${SP_MAX_CHECKS})"
+    la "spicedb start (budget ${SP_BUDGET}s, max checks ${SP_MAX_CHECKS})"
+    nice -n "$NICE" python3 "$SHARED/run_spicedb.py" --workload "$RUN" --budget-s "$SP_BUDGET" \
+      --max-checks "$SP_MAX_CHECKS" --results "$RUN/results_spicedb.json" 2>&1 | tee "$RUN/spicedb.log" || true
+    [ -f "$RUN/results_spicedb.json" ] || la "spicedb FAILED (no results_spicedb.json; see spicedb.log)"
+    la "spicedb end"
+  fi
+  if [ "$OXIGRAPH" = 1 ]; then
+    echo "== Oxigraph-SPARQL (budget ${OX_BUDGET}s)"
+    la "oxigraph start (budget ${OX_BUDGET}s)"
+    nice -n "$NICE" python3 "$SHARED/run_oxigraph_sparql.py" --workload "$RUN" --budget-s "$OX_BUDGET" \
+      --results "$RUN/results_oxigraph.json" 2>&1 | tee "$RUN/oxigraph.log" || true
+    la "oxigraph end"
+  fi
 fi
 echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RUN/session.txt"
 

@@ -578,6 +578,7 @@ fn run(args: &RunArgs) -> Res<bool> {
     }
     if phases.contains("lookup") {
         phase_lookups(&mut cx, &load_jsonl(&w.join("lookups.jsonl"))?)?;
+        phase_cached_checks(&mut cx, &load_jsonl(&w.join("lookups.jsonl"))?)?;
     }
     if phases.contains("subjects") {
         phase_subjects(&mut cx, &load_jsonl(&w.join("subjects.jsonl"))?)?;
@@ -1203,6 +1204,103 @@ fn phase_filters(cx: &mut Ctx<'_>, filters: &[FilterQ]) -> Res<()> {
     }
     cx.res.insert("filter".into(), out);
     cx.filter_answers = answers;
+    Ok(())
+}
+
+/// Checks whose subject has a cached result bitmap (the lookup subjects, right after their
+/// lookups): the service answers them by one membership test. Half the objects are in the
+/// subject's lookup answer, half are not; every answer must agree with the lookup.
+fn phase_cached_checks(cx: &mut Ctx<'_>, lookups: &[LookupQ]) -> Res<()> {
+    let per_subject = 50;
+    let answers: HashMap<u64, HashSet<String>> = cx
+        .lookup_answers
+        .iter()
+        .filter_map(|r| {
+            let objs = r["objects"].as_array()?;
+            Some((
+                r["id"].as_u64()?,
+                objs.iter()
+                    .filter_map(|o| o.as_str().map(String::from))
+                    .collect(),
+            ))
+        })
+        .collect();
+    let mut reqs: Vec<(Parsed, bool)> = Vec::new();
+    for (i, q) in lookups.iter().enumerate() {
+        let Some(allowed) = answers.get(&q.id) else {
+            continue;
+        };
+        let user = User::parse(&q.user)?;
+        let mut yes: Vec<&String> = allowed.iter().collect();
+        yes.sort();
+        let step = (yes.len() / per_subject).max(1);
+        for o in yes.iter().step_by(step).take(per_subject) {
+            reqs.push((
+                Parsed {
+                    user: user.clone(),
+                    relation: q.relation.clone(),
+                    object: ObjectRef::parse(o)?,
+                },
+                true,
+            ));
+        }
+        let start = (i * 7919) % cx.documents.len().max(1);
+        for d in cx
+            .documents
+            .iter()
+            .skip(start)
+            .filter(|d| !allowed.contains(&d.to_string()))
+            .take(per_subject)
+        {
+            reqs.push((
+                Parsed {
+                    user: user.clone(),
+                    relation: q.relation.clone(),
+                    object: d.clone(),
+                },
+                false,
+            ));
+        }
+    }
+    let mut lat = Vec::with_capacity(reqs.len());
+    let mut hits = 0;
+    let mut wrong = Vec::new();
+    for (p, want) in &reqs {
+        let req = cx.req(p);
+        let t = Instant::now();
+        let r = cx.clew.check(&req);
+        lat.push(secs(t.elapsed()));
+        match r {
+            Ok((c, _)) => {
+                hits += usize::from(c.cache_hit);
+                if (c.decision == Decision::Allowed) != *want {
+                    wrong.push(format!(
+                        "check {}#{}@{} = {:?}, but lookup says {want}",
+                        p.object, p.relation, p.user, c.decision
+                    ));
+                }
+            }
+            Err(e) => wrong.push(format!("check {}#{}@{}: {e}", p.object, p.relation, p.user)),
+        }
+    }
+    let mut s = lat_summary(&lat);
+    s["what"] = json!(
+        "Clew::check for the lookup subjects right after their lookups (a cached result bitmap answers by membership): 50 objects of each subject's lookup answer and 50 documents outside it"
+    );
+    s["cache_hits"] = json!(hits);
+    s["inconsistent_with_lookup"] = json!(wrong.len());
+    log(format!(
+        "check, subject's bitmap cached: n {} p50 {}µs p95 {}µs p99 {}µs, cache hits {hits}, inconsistent with lookup {}",
+        s["n"],
+        s["p50_us"],
+        s["p95_us"],
+        s["p99_us"],
+        wrong.len()
+    ));
+    for w in wrong.iter().take(5) {
+        cx.failures.push(w.clone());
+    }
+    cx.res.insert("check_cached_subject".into(), s);
     Ok(())
 }
 
