@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
     let view = View {
         snapshot: &w.snapshot,
         model: &w.model,
+        groups: None,
     };
     let context = Map::new();
     fn request<'a>(
