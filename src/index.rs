@@ -47,6 +47,11 @@ impl Interner {
         self.ids.get(s).copied()
     }
 
+    /// The shared string of an id (a reference count, no copy).
+    pub fn resolve_shared(&self, id: u32) -> Option<Arc<str>> {
+        self.strings.get(id as usize).cloned()
+    }
+
     pub fn resolve(&self, id: u32) -> Option<&str> {
         self.strings.get(id as usize).map(|s| &**s)
     }
@@ -261,6 +266,11 @@ impl Snapshot {
 
     pub fn object_str(&self, o: Obj) -> &str {
         self.objects.resolve(o).unwrap_or("")
+    }
+
+    /// An object's `type:id` as the interner's shared string (no allocation).
+    pub fn object_shared(&self, o: Obj) -> Option<Arc<str>> {
+        self.objects.resolve_shared(o)
     }
 
     pub fn object_count(&self) -> usize {

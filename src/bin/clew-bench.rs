@@ -1578,7 +1578,7 @@ fn phase_writes(
             }
             let after = cx.clew.lookup(&req, &page, Consistency::Latest)?;
             let dt = secs(t0.elapsed());
-            if after.objects.contains(&doc) != grant {
+            if after.objects.iter().any(|o| **o == *doc.to_string()) != grant {
                 cx.failures.push(format!(
                     "write {} {tuple} not visible to the next lookup (cached subject)",
                     if grant { "grant" } else { "revoke" }
