@@ -16,6 +16,7 @@
 use super::explain::{DenyTrace, Explanation, Source, Witness};
 use super::{EngineError, View, validate_request};
 use crate::condition::ConditionOutcome;
+use crate::index::groups::GroupClosure;
 use crate::index::{Edges, Name, Obj, Snapshot, UserRef};
 use crate::iri::{IriMapper, TUPLES_GRAPH};
 use crate::model::TypeSystem;
@@ -305,6 +306,10 @@ struct Env<'a> {
     /// Sorted by (object, relation), in request order within one.
     contextual: &'a [Contextual<'a>],
     names: NameCache,
+    /// Leopard closures of nested groups usable for this request, by relation; with the
+    /// subject's snapshot id and type name, to probe them.
+    closures: Vec<(RelId, &'a GroupClosure)>,
+    closure_subject: (Option<Obj>, Option<Name>),
 }
 
 /// The snapshot id of an object, without building its `type:id` string on the heap.
@@ -739,6 +744,24 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     }
     // Stable: tuples of one (object, relation) stay in request order.
     contextual.sort_by_key(|c| (c.object, c.relation));
+    // Closures describe stored tuples only: not with contextual tuples, and not for a userset
+    // subject (closures hold concrete members and wildcards).
+    let closure_subject = match request.user {
+        User::Object(o) => (interned(snap, o), snap.name(&o.object_type)),
+        User::Wildcard(t) => (None, snap.name(t)),
+        User::Userset(..) => (None, None),
+    };
+    let closures: Vec<(RelId, &GroupClosure)> = match (view.groups, request.user) {
+        (Some(g), User::Object(_) | User::Wildcard(_)) if request.contextual.is_empty() => g
+            .usable()
+            .filter_map(|(spec, c)| {
+                program
+                    .relation_by_name(&spec.object_type, &spec.relation)
+                    .map(|r| (r, c))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let env = Env {
         snap,
         model,
@@ -750,6 +773,8 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         extra: &extra,
         contextual: &contextual,
         names: NameCache::new(program.symbol_count()),
+        closures,
+        closure_subject,
     };
     let mut ev = Evaluator {
         env: &env,
@@ -853,6 +878,20 @@ impl<'a> Evaluator<'a> {
                 return Outcome::Yes(self.witness(|| Witness::SelfUserset {
                     at: env.at(object, def),
                 }));
+            }
+        }
+        // A nested group with a Leopard closure: one bitmap probe, when the walk it replaces
+        // could not have hit the depth limit and no explanation or trace needs the path.
+        if !self.witnesses && self.trace.is_none() && object < env.stored {
+            if let Some((_, c)) = env.closures.iter().find(|(r, _)| *r == rel) {
+                if depth.saturating_add(c.max_depth()) < self.max_depth {
+                    let (s, t) = env.closure_subject;
+                    return if c.has(object, s, t) {
+                        Outcome::Yes(None)
+                    } else {
+                        Outcome::No
+                    };
+                }
             }
         }
         let key = (object, rel);

@@ -220,6 +220,14 @@ impl GroupClosure {
                 .is_some_and(|w| w.contains(&subject_type))
     }
 
+    /// Whether a concrete subject (`subject`, of type `subject_type`) or, with `subject` `None`,
+    /// the wildcard of `subject_type`, is a transitive member of `group`.
+    pub fn has(&self, group: Obj, subject: Option<Obj>, subject_type: Option<Name>) -> bool {
+        subject.is_some_and(|s| self.members.get(&group).is_some_and(|m| m.contains(s)))
+            || subject_type
+                .is_some_and(|t| self.wildcards.get(&group).is_some_and(|w| w.contains(&t)))
+    }
+
     /// Every group `subject` is a transitive member of.
     pub fn groups_of(&self, subject: Option<Obj>, subject_type: Option<Name>) -> RoaringBitmap {
         let mut out = RoaringBitmap::new();
@@ -356,6 +364,14 @@ impl GroupIndex {
                 .map(|(n, c)| (*n, c.update(snap, changes)))
                 .collect(),
         }
+    }
+
+    /// Every usable closure with the `type#relation` it covers.
+    pub fn usable(&self) -> impl Iterator<Item = (&GroupSpec, &GroupClosure)> {
+        self.closures
+            .values()
+            .filter(|c| c.usable())
+            .filter_map(|c| c.spec.as_deref().map(|s| (s, c)))
     }
 
     /// The usable closure for a plan node, if there is one.
