@@ -41,6 +41,13 @@ use std::collections::{BTreeSet, HashSet};
 
 const DEPTH: u32 = engine::DEFAULT_MAX_DEPTH;
 
+/// Objects that depend on missing context, with the parameters missing.
+type Conditional = Vec<(String, Vec<String>)>;
+/// A check request's parts: user, relation, object, context, explain, depth limit.
+type CheckSpec = (User, String, ObjectRef, Map<String, Value>, bool, u32);
+/// A list shared between threads.
+type Shared<T> = std::sync::Arc<std::sync::Mutex<Vec<T>>>;
+
 fn cases() -> u64 {
     std::env::var("CLEW_BULK_CASES")
         .ok()
@@ -1203,7 +1210,7 @@ fn filter_is_lookup_intersected_with_the_candidates() {
 struct Observation {
     lookup: Result<Listing, String>,
     checks: Vec<Answer>,
-    filter: Result<(Vec<String>, Vec<(String, Vec<String>)>), String>,
+    filter: Result<(Vec<String>, Conditional), String>,
 }
 
 impl Observation {
@@ -1881,7 +1888,7 @@ fn follow_pages(
     first_cursor: Option<String>,
     already: usize,
     at: &dyn Fn() -> String,
-) -> (Vec<String>, u64, Vec<(String, Vec<String>)>) {
+) -> (Vec<String>, u64, Conditional) {
     let mut out = Vec::new();
     let mut conditional = Vec::new();
     let mut cursor = first_cursor;
@@ -2387,7 +2394,7 @@ fn batch_check_equals_individual_checks() {
         let all_targets = targets(shape);
         let contexts = contexts();
         // Owned request parts; requests borrow them.
-        let mut specs: Vec<(User, String, ObjectRef, Map<String, Value>, bool, u32)> = Vec::new();
+        let mut specs: Vec<CheckSpec> = Vec::new();
         let depth = |rng: &mut Rng| {
             if rng.chance(15) {
                 2 + rng.below(4) as u32
@@ -3123,9 +3130,9 @@ fn concurrent_readers_see_consistent_revisions() {
         let shape = case.shape;
         let imported = case.imported;
         // revision -> the tuples at that revision.
-        let history: Arc<Mutex<Vec<(u64, Vec<Tuple>)>>> =
+        let history: Shared<(u64, Vec<Tuple>)> =
             Arc::new(Mutex::new(vec![(clew.state().revision, case.live.clone())]));
-        let records: Arc<Mutex<Vec<(u64, User, String, Vec<String>)>>> = Arc::default();
+        let records: Shared<(u64, User, String, Vec<String>)> = Arc::default();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         std::thread::scope(|scope| {
             for r in 0..2u64 {

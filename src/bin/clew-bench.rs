@@ -128,6 +128,9 @@ struct SubjectsQ {
     user_type: String,
 }
 
+/// One check pass: (answers, per-check seconds, cache hits, nodes visited per check).
+type CheckPass = (Vec<Result<Value, String>>, Vec<f64>, usize, Vec<u32>);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
@@ -725,10 +728,7 @@ impl Ctx<'_> {
 
     /// One sequential pass over the checks: (answers, per-check seconds, cache hits,
     /// `object#relation` nodes each check visited).
-    fn check_pass(
-        &self,
-        parsed: &[Parsed],
-    ) -> (Vec<Result<Value, String>>, Vec<f64>, usize, Vec<u32>) {
+    fn check_pass(&self, parsed: &[Parsed]) -> CheckPass {
         let mut answers = Vec::with_capacity(parsed.len());
         let mut lat = Vec::with_capacity(parsed.len());
         let mut visited = Vec::with_capacity(parsed.len());
