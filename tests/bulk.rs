@@ -41,13 +41,6 @@ use std::collections::{BTreeSet, HashSet};
 
 const DEPTH: u32 = engine::DEFAULT_MAX_DEPTH;
 
-/// Objects that depend on missing context, with the parameters missing.
-type Conditional = Vec<(String, Vec<String>)>;
-/// A check request's parts: user, relation, object, context, explain, depth limit.
-type CheckSpec = (User, String, ObjectRef, Map<String, Value>, bool, u32);
-/// A list shared between threads.
-type Shared<T> = std::sync::Arc<std::sync::Mutex<Vec<T>>>;
-
 fn cases() -> u64 {
     std::env::var("CLEW_BULK_CASES")
         .ok()
@@ -454,6 +447,9 @@ fn lookup_req<'a>(
         max_depth,
     }
 }
+
+/// Objects whose answer depends on missing context, with the parameters missing.
+type Conditional = Vec<(String, Vec<String>)>;
 
 /// A whole lookup answer: allowed objects (as text, in answer order) and conditional ones.
 #[derive(Debug, Clone, PartialEq)]
@@ -2394,7 +2390,9 @@ fn batch_check_equals_individual_checks() {
         let all_targets = targets(shape);
         let contexts = contexts();
         // Owned request parts; requests borrow them.
-        let mut specs: Vec<CheckSpec> = Vec::new();
+        // (user, relation, object, context, explain, max_depth)
+        type Spec = (User, String, ObjectRef, Map<String, Value>, bool, u32);
+        let mut specs: Vec<Spec> = Vec::new();
         let depth = |rng: &mut Rng| {
             if rng.chance(15) {
                 2 + rng.below(4) as u32
@@ -3130,6 +3128,7 @@ fn concurrent_readers_see_consistent_revisions() {
         let shape = case.shape;
         let imported = case.imported;
         // revision -> the tuples at that revision.
+        type Shared<T> = Arc<Mutex<Vec<T>>>;
         let history: Shared<(u64, Vec<Tuple>)> =
             Arc::new(Mutex::new(vec![(clew.state().revision, case.live.clone())]));
         let records: Shared<(u64, User, String, Vec<String>)> = Arc::default();
@@ -3804,4 +3803,122 @@ fn a_cycle_meeting_missing_context_is_conditional_in_every_shape() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A result cached at the default depth limit answers a request with a smaller limit only when
+/// its depth bound is below that limit: anne is three groups down, so a check needs four hops,
+/// and under a limit of three or fewer it runs out of depth — cached or not.
+#[test]
+fn a_cached_result_does_not_answer_a_request_with_a_smaller_depth_limit() {
+    let tuples = vec![
+        t("group:c0#member", "viewer", "doc:a"),
+        t("group:c1#member", "member", "group:c0"),
+        t("group:c2#member", "member", "group:c1"),
+        t("user:anne", "member", "group:c2"),
+        t("user:anne", "viewer", "doc:b"),
+    ];
+    let clew = build(CHAIN, &tuples, &[]);
+    let fresh = build(CHAIN, &tuples, &[]);
+    let anne = u("user:anne");
+    let none = Map::new();
+    let page = lookup_all(
+        &clew,
+        &lookup_req(&anne, "viewer", "doc", &none, DEPTH),
+        Consistency::Latest,
+    )
+    .unwrap();
+    let mut objects = listing(&page).objects;
+    objects.sort();
+    assert_eq!(objects, ["doc:a", "doc:b"]);
+    let doc_a = ObjectRef::parse("doc:a").unwrap();
+    for depth in 1..=6 {
+        let cached = answer(&check(&clew, &anne, "viewer", &doc_a, &none, depth));
+        let uncached = answer(&check(&fresh, &anne, "viewer", &doc_a, &none, depth));
+        assert_eq!(cached, uncached, "check at max_depth {depth}");
+        assert_eq!(
+            uncached == Answer::Allowed,
+            depth >= 4,
+            "four hops are needed: {uncached:?} at {depth}"
+        );
+        let l = |c: &Clew| {
+            lookup_all(
+                c,
+                &lookup_req(&anne, "viewer", "doc", &none, depth),
+                Consistency::Latest,
+            )
+            .map(|p| {
+                let mut o = listing(&p).objects;
+                o.sort();
+                o
+            })
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(l(&clew), l(&fresh), "lookup at max_depth {depth}");
+        assert!(
+            !l(&clew).is_ok_and(|o| o.contains(&"doc:a".to_string())) || depth >= 4,
+            "doc:a listed at max_depth {depth}"
+        );
+    }
+}
+
+/// Cached results are per context: a result computed where a condition holds does not answer
+/// a request whose context breaks it.
+#[test]
+fn cached_results_are_per_context() {
+    let dsl = "model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user, user with small]
+condition small(x: int) {
+  x < 10
+}
+";
+    let tuples = vec![
+        t("user:anne", "viewer", "doc:a"),
+        Tuple::parse("user:anne", "viewer", "doc:b")
+            .unwrap()
+            .with_condition(Some(TupleCondition {
+                name: "small".into(),
+                context: Map::new(),
+            })),
+    ];
+    let clew = build(dsl, &tuples, &[]);
+    let anne = u("user:anne");
+    let x = |v: i64| {
+        let mut m = Map::new();
+        m.insert("x".into(), json!(v));
+        m
+    };
+    let doc_b = ObjectRef::parse("doc:b").unwrap();
+    for (context, want) in [
+        (x(5), true),
+        (x(50), false),
+        (x(5), true),
+        (Map::new(), false),
+    ] {
+        let page = lookup_all(
+            &clew,
+            &lookup_req(&anne, "viewer", "doc", &context, DEPTH),
+            Consistency::Latest,
+        )
+        .unwrap();
+        let listed = listing(&page).objects.contains(&"doc:b".to_string());
+        assert_eq!(listed, want, "lookup with {context:?}");
+        let a = answer(&check(&clew, &anne, "viewer", &doc_b, &context, DEPTH));
+        assert_eq!(a == Answer::Allowed, want, "check with {context:?}: {a:?}");
+        let f = filter(
+            &clew,
+            &anne,
+            "viewer",
+            "doc",
+            &["doc:b".to_string()],
+            &context,
+            Some(Strategy::Bitmap),
+            Consistency::Latest,
+        )
+        .unwrap();
+        assert_eq!(!f.allowed.is_empty(), want, "filter with {context:?}");
+    }
 }
