@@ -268,6 +268,19 @@ impl Snapshot {
         self.objects.resolve(o).unwrap_or("")
     }
 
+    /// The shared strings of `ids` (ascending ids resolve in amortised constant time: the
+    /// interner's persistent vector is read through one focus, which keeps the last leaf).
+    pub fn objects_shared(&self, ids: impl Iterator<Item = Obj>) -> Vec<Arc<str>> {
+        let mut focus = self.objects.strings.focus();
+        let mut out = Vec::with_capacity(ids.size_hint().0);
+        for id in ids {
+            if let Some(s) = focus.get(id as usize) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+
     /// An object's `type:id` as the interner's shared string (no allocation).
     pub fn object_shared(&self, o: Obj) -> Option<Arc<str>> {
         self.objects.resolve_shared(o)

@@ -259,31 +259,26 @@ impl Clew {
         let (lookup, cache_hit) = self.reach_in(&state, request)?;
         let snap = lookup.snapshot(&state.index);
         let total = lookup.allowed.len();
-        let mut objects = Vec::new();
-        let mut last: Option<Obj> = None;
-        let mut truncated = false;
         let start = after.map(|a| a.saturating_add(1)).unwrap_or(0);
         let skip = if start == 0 {
             0
         } else {
             lookup.allowed.rank(start - 1)
         };
-        for o in lookup
+        let remaining = total.saturating_sub(skip);
+        let take = page
+            .limit
+            .map(|l| (l as u64).min(remaining))
+            .unwrap_or(remaining);
+        let truncated = take < remaining;
+        let ids: Vec<Obj> = lookup
             .allowed
             .iter()
             .skip(usize::try_from(skip).unwrap_or(usize::MAX))
-        {
-            if let Some(limit) = page.limit {
-                if objects.len() >= limit {
-                    truncated = true;
-                    break;
-                }
-            }
-            if let Some(text) = snap.object_shared(o) {
-                objects.push(text);
-            }
-            last = Some(o);
-        }
+            .take(usize::try_from(take).unwrap_or(usize::MAX))
+            .collect();
+        let last = ids.last().copied();
+        let objects = snap.objects_shared(ids.into_iter());
         let cursor = match (truncated, last) {
             (true, Some(l)) => Some(
                 Cursor {
