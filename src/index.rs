@@ -20,7 +20,82 @@
 
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
 use roaring::RoaringBitmap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+
+/// A fast hasher for keys made of interned ids (small integers the index assigns densely, so
+/// SipHash's cost buys nothing): each word is folded in with a multiply, and `finish` applies
+/// MurmurHash3's 64-bit finalizer so that every output bit depends on every input bit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+impl IdHasher {
+    fn mix(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            if let Some(dst) = word.get_mut(..chunk.len()) {
+                dst.copy_from_slice(chunk);
+            }
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.mix(n as u64);
+    }
+}
+
+/// [`IdHasher`] with a random key per map, so that which keys collide is not predictable.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHash(u64);
+
+impl Default for IdHash {
+    fn default() -> Self {
+        Self(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+/// A persistent hash map keyed by interned ids.
+type IdMap<K, V> = imbl::GenericHashMap<K, V, IdHash, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// An interned object (`type:id`).
 pub type Obj = u32;
@@ -201,23 +276,23 @@ pub struct Snapshot {
     objects: Interner,
     /// Object → its type (a `Name`), parallel to `objects`.
     object_types: imbl::Vector<Name>,
-    edges: imbl::HashMap<(Obj, Name), Arc<Edges>>,
+    edges: IdMap<(Obj, Name), Arc<Edges>>,
     /// Every object ever seen, by type (objects are never forgotten: harmless candidates).
-    by_type: imbl::HashMap<Name, Arc<RoaringBitmap>>,
+    by_type: IdMap<Name, Arc<RoaringBitmap>>,
     /// The named graph of a tuple whose triple is not in the default tuple graph.
-    origins: imbl::HashMap<(Obj, Name, UserRef), Name>,
+    origins: IdMap<(Obj, Name, UserRef), Name>,
     /// Unconditional edges by user: (object type, relation, user) → objects.
-    reverse: imbl::HashMap<RevKey, Arc<RoaringBitmap>>,
+    reverse: IdMap<RevKey, Arc<RoaringBitmap>>,
     /// Conditional edges by user: (object type, relation, user) → (object, condition), sorted
     /// by object.
-    reverse_conditional: imbl::HashMap<RevKey, ConditionalObjects>,
+    reverse_conditional: IdMap<RevKey, ConditionalObjects>,
     /// (object type, relation) → the last revision that changed any tuple there.
-    relation_writes: imbl::HashMap<(Name, Name), u64>,
+    relation_writes: IdMap<(Name, Name), u64>,
     /// (object type, relation) → the last revision that changed a tuple there whose user is a
     /// wildcard or a userset (a change that can affect every subject).
-    set_writes: imbl::HashMap<(Name, Name), u64>,
+    set_writes: IdMap<(Name, Name), u64>,
     /// Concrete user → the last revision that changed a tuple naming it as the user.
-    subject_writes: imbl::HashMap<Obj, u64>,
+    subject_writes: IdMap<Obj, u64>,
     tuple_count: u64,
 }
 
