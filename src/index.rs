@@ -97,6 +97,52 @@ impl BuildHasher for IdHash {
 /// A persistent hash map keyed by interned ids.
 type IdMap<K, V> = imbl::GenericHashMap<K, V, IdHash, imbl::shared_ptr::DefaultSharedPtr>;
 
+/// An append-only persistent array of small values, for per-object columns read on every hop:
+/// fixed-size chunks shared between snapshots, so that a read is two indexed loads (an RRB
+/// vector's is a tree walk) and an append copies at most one chunk and the chunk table.
+#[derive(Debug, Clone)]
+struct Column<T> {
+    chunks: Arc<Vec<Arc<Vec<T>>>>,
+    len: usize,
+}
+
+impl<T> Default for Column<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Arc::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy> Column<T> {
+    const CHUNK: usize = 4096;
+
+    fn get(&self, i: usize) -> Option<T> {
+        self.chunks
+            .get(i / Self::CHUNK)?
+            .get(i % Self::CHUNK)
+            .copied()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, value: T) {
+        let chunks = Arc::make_mut(&mut self.chunks);
+        match chunks.last_mut() {
+            Some(last) if last.len() < Self::CHUNK => Arc::make_mut(last).push(value),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push(value);
+                chunks.push(Arc::new(chunk));
+            }
+        }
+        self.len += 1;
+    }
+}
+
 /// An interned object (`type:id`).
 pub type Obj = u32;
 /// An interned name: a type, a relation or a named graph.
@@ -275,7 +321,7 @@ pub struct Snapshot {
     names: Interner,
     objects: Interner,
     /// Object → its type (a `Name`), parallel to `objects`.
-    object_types: imbl::Vector<Name>,
+    object_types: Column<Name>,
     edges: IdMap<(Obj, Name), Arc<Edges>>,
     /// Every object ever seen, by type (objects are never forgotten: harmless candidates).
     by_type: IdMap<Name, Arc<RoaringBitmap>>,
@@ -335,7 +381,7 @@ impl Snapshot {
     }
 
     pub fn object_type(&self, o: Obj) -> Option<Name> {
-        self.object_types.get(o as usize).copied()
+        self.object_types.get(o as usize)
     }
 
     pub fn edges(&self, object: Obj, relation: Name) -> Option<&Edges> {
@@ -536,7 +582,7 @@ impl Snapshot {
         }
         let t = self.names.intern(&o.object_type);
         let id = self.objects.intern(&key);
-        self.object_types.push_back(t);
+        self.object_types.push(t);
         let bits = self.by_type.entry(t).or_default();
         Arc::make_mut(bits).insert(id);
         id
@@ -765,6 +811,21 @@ mod tests {
             tuple: Tuple::parse(user, relation, object).unwrap(),
             graph: Arc::from("g"),
         }
+    }
+
+    #[test]
+    fn a_column_appends_across_chunks_without_changing_its_clones() {
+        let mut a: Column<u32> = Column::default();
+        let n = Column::<u32>::CHUNK as u32 * 2 + 3;
+        for i in 0..n {
+            a.push(i * 7);
+        }
+        let b = a.clone();
+        a.push(1);
+        assert_eq!((a.len(), b.len()), (n as usize + 1, n as usize));
+        assert_eq!(a.get(n as usize), Some(1));
+        assert_eq!(b.get(n as usize), None);
+        assert!((0..n).all(|i| a.get(i as usize) == Some(i * 7) && b.get(i as usize) == a.get(i as usize)));
     }
 
     #[test]
