@@ -198,6 +198,51 @@ enum Slot {
 
 type Memo = HashMap<(Obj, RelId), Slot, BuildHasherDefault<IdHasher>>;
 
+/// The largest memo table (in entries) kept for the next check on the same thread.
+const POOLED_MEMO: usize = 1 << 12;
+
+thread_local! {
+    /// One emptied memo table per thread, so that a check reuses the last one's allocation
+    /// instead of asking the allocator for a fresh table (a memory pool, invisible to results:
+    /// the table is always empty when taken).
+    static MEMO_POOL: Cell<Option<Memo>> = const { Cell::new(None) };
+}
+
+/// A memo table taken from the thread's pool, returned to it (emptied) on drop.
+struct PooledMemo(Memo);
+
+impl PooledMemo {
+    fn take() -> Self {
+        let pooled = MEMO_POOL.try_with(Cell::take).ok().flatten();
+        Self(pooled.unwrap_or_else(|| Memo::with_capacity_and_hasher(64, Default::default())))
+    }
+}
+
+impl Drop for PooledMemo {
+    fn drop(&mut self) {
+        let mut memo = std::mem::take(&mut self.0);
+        if memo.capacity() <= POOLED_MEMO {
+            memo.clear();
+            // During thread teardown the pool may be gone; the table is then simply freed.
+            let _ = MEMO_POOL.try_with(|pool| pool.set(Some(memo)));
+        }
+    }
+}
+
+impl std::ops::Deref for PooledMemo {
+    type Target = Memo;
+
+    fn deref(&self) -> &Memo {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PooledMemo {
+    fn deref_mut(&mut self) -> &mut Memo {
+        &mut self.0
+    }
+}
+
 /// The request's user, by id.
 #[derive(Clone, Copy)]
 enum Subject {
@@ -673,7 +718,7 @@ fn local_id<'r>(
 struct Evaluator<'a> {
     env: &'a Env<'a>,
     max_depth: u32,
-    memo: Memo,
+    memo: PooledMemo,
     visited: u32,
     cycle: bool,
     trace: Option<DenyTrace>,
@@ -763,7 +808,7 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     let mut ev = Evaluator {
         env: &env,
         max_depth: request.max_depth,
-        memo: Memo::with_capacity_and_hasher(64, Default::default()),
+        memo: PooledMemo::take(),
         visited: 0,
         cycle: false,
         trace: None,
