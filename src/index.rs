@@ -22,6 +22,7 @@ pub mod groups;
 
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
 use roaring::RoaringBitmap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 /// The persistent hash map of the index: imbl's HAMT with foldhash's per-process seeded hasher
@@ -29,6 +30,125 @@ use std::sync::Arc;
 /// collision attacks).
 pub type Map<K, V> =
     imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+/// A fast hasher for keys made of interned ids (small integers the index assigns densely, so
+/// SipHash's cost buys nothing): each word is folded in with a multiply, and `finish` applies
+/// MurmurHash3's 64-bit finalizer so that every output bit depends on every input bit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+impl IdHasher {
+    fn mix(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            if let Some(dst) = word.get_mut(..chunk.len()) {
+                dst.copy_from_slice(chunk);
+            }
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.mix(n as u64);
+    }
+}
+
+/// [`IdHasher`] with a random key per map, so that which keys collide is not predictable.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHash(u64);
+
+impl Default for IdHash {
+    fn default() -> Self {
+        Self(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+/// A persistent hash map keyed by interned ids.
+type IdMap<K, V> = imbl::GenericHashMap<K, V, IdHash, imbl::shared_ptr::DefaultSharedPtr>;
+
+/// An append-only persistent array of small values, for per-object columns read on every hop:
+/// fixed-size chunks shared between snapshots, so that a read is two indexed loads (an RRB
+/// vector's is a tree walk) and an append copies at most one chunk and the chunk table.
+#[derive(Debug, Clone)]
+struct Column<T> {
+    chunks: Arc<Vec<Arc<Vec<T>>>>,
+    len: usize,
+}
+
+impl<T> Default for Column<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Arc::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy> Column<T> {
+    const CHUNK: usize = 4096;
+
+    fn get(&self, i: usize) -> Option<T> {
+        self.chunks
+            .get(i / Self::CHUNK)?
+            .get(i % Self::CHUNK)
+            .copied()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, value: T) {
+        let chunks = Arc::make_mut(&mut self.chunks);
+        match chunks.last_mut() {
+            Some(last) if last.len() < Self::CHUNK => Arc::make_mut(last).push(value),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push(value);
+                chunks.push(Arc::new(chunk));
+            }
+        }
+        self.len += 1;
+    }
+}
 
 /// An interned object (`type:id`).
 pub type Obj = u32;
@@ -213,24 +333,24 @@ pub struct Snapshot {
     names: Interner,
     objects: Interner,
     /// Object → its type (a `Name`), parallel to `objects`.
-    object_types: imbl::Vector<Name>,
-    edges: Map<(Obj, Name), Arc<Edges>>,
+    object_types: Column<Name>,
+    edges: IdMap<(Obj, Name), Arc<Edges>>,
     /// Every object ever seen, by type (objects are never forgotten: harmless candidates).
-    by_type: Map<Name, Arc<RoaringBitmap>>,
+    by_type: IdMap<Name, Arc<RoaringBitmap>>,
     /// The named graph of a tuple whose triple is not in the default tuple graph.
-    origins: Map<(Obj, Name, UserRef), Name>,
+    origins: IdMap<(Obj, Name, UserRef), Name>,
     /// Unconditional edges by user: (object type, relation, user) → objects.
-    reverse: Map<RevKey, Arc<RoaringBitmap>>,
+    reverse: IdMap<RevKey, Arc<RoaringBitmap>>,
     /// Conditional edges by user: (object type, relation, user) → (object, condition), sorted
     /// by object.
-    reverse_conditional: Map<RevKey, Arc<ConditionalObjects>>,
+    reverse_conditional: IdMap<RevKey, Arc<ConditionalObjects>>,
     /// (object type, relation) → the last revision that changed any tuple there.
-    relation_writes: Map<(Name, Name), u64>,
+    relation_writes: IdMap<(Name, Name), u64>,
     /// (object type, relation) → the last revision that changed a tuple there whose user is a
     /// wildcard or a userset (a change that can affect every subject).
-    set_writes: Map<(Name, Name), u64>,
+    set_writes: IdMap<(Name, Name), u64>,
     /// Concrete user → the last revision that changed a tuple naming it as the user.
-    subject_writes: Map<Obj, u64>,
+    subject_writes: IdMap<Obj, u64>,
     tuple_count: u64,
 }
 
@@ -291,7 +411,7 @@ impl Snapshot {
     }
 
     pub fn object_type(&self, o: Obj) -> Option<Name> {
-        self.object_types.get(o as usize).copied()
+        self.object_types.get(o as usize)
     }
 
     pub fn edges(&self, object: Obj, relation: Name) -> Option<&Edges> {
@@ -492,7 +612,7 @@ impl Snapshot {
         }
         let t = self.names.intern(&o.object_type);
         let id = self.objects.intern(&key);
-        self.object_types.push_back(t);
+        self.object_types.push(t);
         let bits = self.by_type.entry(t).or_default();
         Arc::make_mut(bits).insert(id);
         id
@@ -721,6 +841,21 @@ mod tests {
             tuple: Tuple::parse(user, relation, object).unwrap(),
             graph: Arc::from("g"),
         }
+    }
+
+    #[test]
+    fn a_column_appends_across_chunks_without_changing_its_clones() {
+        let mut a: Column<u32> = Column::default();
+        let n = Column::<u32>::CHUNK as u32 * 2 + 3;
+        for i in 0..n {
+            a.push(i * 7);
+        }
+        let b = a.clone();
+        a.push(1);
+        assert_eq!((a.len(), b.len()), (n as usize + 1, n as usize));
+        assert_eq!(a.get(n as usize), Some(1));
+        assert_eq!(b.get(n as usize), None);
+        assert!((0..n).all(|i| a.get(i as usize) == Some(i * 7) && b.get(i as usize) == a.get(i as usize)));
     }
 
     #[test]

@@ -17,16 +17,20 @@ use super::explain::{DenyTrace, Explanation, Source, Witness};
 use super::{EngineError, View, validate_request};
 use crate::condition::ConditionOutcome;
 use crate::index::groups::GroupClosure;
-use crate::index::{Edges, Name, Obj, Snapshot, UserRef};
+use crate::index::{Edges, IdHasher, Name, Obj, Snapshot, UserRef};
 use crate::iri::{IriMapper, TUPLES_GRAPH};
 use crate::model::TypeSystem;
-use crate::model::compiled::{Compiled, Kind, Node, Op, Rel, RelId, Sym, TupleToUserset};
+use crate::model::compiled::{
+    Compiled, Kind, Node, Op, Rel, RelId, Restriction, Sym, TupleToUserset,
+};
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
+use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 /// A check request. `contextual` tuples count as if stored, for this request only.
@@ -84,24 +88,41 @@ pub struct CheckResult {
     pub cache_hit: bool,
 }
 
-/// Why a branch could not be decided.
+/// Why a branch could not be decided. Small (two flags and a pointer), so that memo entries
+/// are: only conditions need the boxed details.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Indeterminate {
-    missing: BTreeSet<String>,
     depth: bool,
-    errors: Vec<String>,
     /// A cycle was cut below. The branch stays undecided (fail closed): at the top it is a
     /// deny, and under `but not` an undecided subtraction blocks the base — OpenFGA's behaviour
     /// (its conformance test `true_butnot_cycle_return_false`, and the differential runs).
     cycle: bool,
+    conditions: Option<Box<ConditionGaps>>,
+}
+
+/// What conditions lacked: parameters missing from the context, and evaluation errors.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ConditionGaps {
+    missing: BTreeSet<String>,
+    errors: Vec<String>,
 }
 
 impl Indeterminate {
     fn merge(&mut self, other: &Indeterminate) {
-        self.missing.extend(other.missing.iter().cloned());
         self.depth |= other.depth;
         self.cycle |= other.cycle;
-        self.errors.extend(other.errors.iter().cloned());
+        if let Some(o) = &other.conditions {
+            let gaps = self.conditions.get_or_insert_with(Default::default);
+            gaps.missing.extend(o.missing.iter().cloned());
+            gaps.errors.extend(o.errors.iter().cloned());
+        }
+    }
+
+    fn condition(missing: BTreeSet<String>, errors: Vec<String>) -> Self {
+        Self {
+            conditions: Some(Box::new(ConditionGaps { missing, errors })),
+            ..Default::default()
+        }
     }
 }
 
@@ -170,33 +191,6 @@ fn both(condition: Cond, then: impl FnOnce() -> Outcome) -> Outcome {
     }
 }
 
-/// FxHash's mixing step: the memo is keyed by pairs of small ids, which need no DoS-resistant
-/// hash.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.add(u64::from(*b));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-}
-
-impl IdHasher {
-    fn add(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// A node of the memo: being evaluated (on the resolution stack), or decided.
 enum Slot {
     Active,
@@ -204,6 +198,51 @@ enum Slot {
 }
 
 type Memo = HashMap<(Obj, RelId), Slot, BuildHasherDefault<IdHasher>>;
+
+/// The largest memo table (in entries) kept for the next check on the same thread.
+const POOLED_MEMO: usize = 1 << 12;
+
+thread_local! {
+    /// One emptied memo table per thread, so that a check reuses the last one's allocation
+    /// instead of asking the allocator for a fresh table (a memory pool, invisible to results:
+    /// the table is always empty when taken).
+    static MEMO_POOL: Cell<Option<Memo>> = const { Cell::new(None) };
+}
+
+/// A memo table taken from the thread's pool, returned to it (emptied) on drop.
+struct PooledMemo(Memo);
+
+impl PooledMemo {
+    fn take() -> Self {
+        let pooled = MEMO_POOL.try_with(Cell::take).ok().flatten();
+        Self(pooled.unwrap_or_else(|| Memo::with_capacity_and_hasher(64, Default::default())))
+    }
+}
+
+impl Drop for PooledMemo {
+    fn drop(&mut self) {
+        let mut memo = std::mem::take(&mut self.0);
+        if memo.capacity() <= POOLED_MEMO {
+            memo.clear();
+            // During thread teardown the pool may be gone; the table is then simply freed.
+            let _ = MEMO_POOL.try_with(|pool| pool.set(Some(memo)));
+        }
+    }
+}
+
+impl std::ops::Deref for PooledMemo {
+    type Target = Memo;
+
+    fn deref(&self) -> &Memo {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PooledMemo {
+    fn deref_mut(&mut self) -> &mut Memo {
+        &mut self.0
+    }
+}
 
 /// The request's user, by id.
 #[derive(Clone, Copy)]
@@ -264,6 +303,13 @@ struct ParentEdge<'a> {
     origin: Origin<'a>,
 }
 
+/// How many relations' reverse bitmaps of the user a request keeps at hand.
+const SUBJECT_BITS: usize = 16;
+
+/// For each relation probed so far (up to [`SUBJECT_BITS`]): the objects the request's user is
+/// directly and unconditionally related to by it (`None`: none).
+type SubjectBits<'a> = [Cell<(RelId, Option<&'a RoaringBitmap>)>; SUBJECT_BITS];
+
 const UNRESOLVED: u32 = u32::MAX;
 const ABSENT: u32 = u32::MAX - 1;
 const INLINE_NAMES: usize = 64;
@@ -310,6 +356,7 @@ struct Env<'a> {
     /// subject's snapshot id and type name, to probe them.
     closures: Vec<(RelId, &'a GroupClosure)>,
     closure_subject: (Option<Obj>, Option<Name>),
+    subject_bits: SubjectBits<'a>,
 }
 
 /// The snapshot id of an object, without building its `type:id` string on the heap.
@@ -346,6 +393,28 @@ impl<'a> Env<'a> {
             ABSENT => None,
             n => Some(n),
         }
+    }
+
+    /// The objects the request's (concrete, interned) user `id` is directly and unconditionally
+    /// related to by `def`: one reverse-index lookup per relation and request, so that probing
+    /// many objects (nested groups, folder chains) touches one small bitmap.
+    fn subject_bits(&self, def: &Rel, id: Obj) -> Option<&'a RoaringBitmap> {
+        let lookup = || {
+            let (t, r) = (self.name(def.object_type)?, self.name(def.name)?);
+            self.snap.reverse(t, r, UserRef::Object(id))
+        };
+        for slot in &self.subject_bits {
+            let (rel, bits) = slot.get();
+            if rel == def.id {
+                return bits;
+            }
+            if rel == RelId::MAX {
+                let bits = lookup();
+                slot.set((def.id, bits));
+                return bits;
+            }
+        }
+        lookup()
     }
 
     /// Whether the model symbol `s` is the snapshot name `n`.
@@ -385,6 +454,21 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// Whether a stored tuple's user is the request's user, or the wildcard of its type.
+    fn matches_subject(&self, user: UserRef) -> bool {
+        match (user, self.subject) {
+            (UserRef::Wildcard(w), _) => self.subject_type_is(w),
+            (UserRef::Object(u), Subject::Object { id, .. }) => id == u,
+            (
+                UserRef::Userset(o, r),
+                Subject::Userset {
+                    id, name: Some(n), ..
+                },
+            ) => id == o && self.is(n, r),
+            _ => false,
+        }
+    }
+
     /// A stored tuple of `def` with `user`, if the model still admits it.
     fn admit_stored(
         &self,
@@ -393,9 +477,8 @@ impl<'a> Env<'a> {
         condition: Option<&'a Arc<TupleCondition>>,
     ) -> Option<Edge<'a>> {
         let cond = condition.map(|c| c.name.as_str());
-        let allowed =
-            |r: &crate::model::compiled::Restriction| r.usable && r.condition.as_deref() == cond;
-        let (matches, userset) = match user {
+        let allowed = |r: &Restriction| r.usable && r.condition.as_deref() == cond;
+        let userset = match user {
             UserRef::Wildcard(w) => {
                 let admitted = def
                     .direct
@@ -404,9 +487,13 @@ impl<'a> Env<'a> {
                 if !admitted {
                     return None;
                 }
-                (self.subject_type_is(w), None)
+                None
             }
             UserRef::Userset(o, rn) => {
+                let named = |r: &Restriction| matches!(r.kind, Kind::Userset { relation, .. } if self.is(relation, rn));
+                if !def.direct.iter().any(|r| allowed(r) && named(r)) {
+                    return None; // no type lookup for a relation no restriction names
+                }
                 let t = self.snap.object_type(o)?;
                 let target = def.direct.iter().find_map(|r| match r.kind {
                     Kind::Userset { relation, target }
@@ -416,13 +503,7 @@ impl<'a> Env<'a> {
                     }
                     _ => None,
                 })?;
-                let matches = match self.subject {
-                    Subject::Userset {
-                        id, name: Some(n), ..
-                    } => id == o && self.is(n, rn),
-                    _ => false,
-                };
-                (matches, Some((o, target)))
+                Some((o, target))
             }
             UserRef::Object(u) => {
                 let t = self.snap.object_type(u)?;
@@ -433,53 +514,25 @@ impl<'a> Env<'a> {
                 if !admitted {
                     return None;
                 }
-                let matches = matches!(self.subject, Subject::Object { id, .. } if id == u);
-                (matches, None)
+                None
             }
         };
         Some(Edge {
             origin: Origin::Stored(user),
             condition: condition.map(|c| &**c),
-            matches,
+            matches: self.matches_subject(user),
             userset,
         })
     }
 
-    /// The direct tuples of `object#def` that the model admits, stored then contextual, except
-    /// unconditional concrete users: wildcards, usersets, conditional tuples, contextual tuples.
-    fn direct_edges(
-        &'a self,
-        object: Obj,
-        def: &'a Rel,
-        stored: Option<&'a Edges>,
-    ) -> impl Iterator<Item = Edge<'a>> + 'a {
-        let (wildcards, usersets, conditional) = match stored {
-            Some(e) => (&e.wildcards[..], &e.usersets[..], &e.conditional[..]),
-            None => (&[][..], &[][..], &[][..]),
-        };
-        let wildcards = wildcards
-            .iter()
-            .filter_map(move |w| self.admit_stored(def, UserRef::Wildcard(*w), None));
-        let usersets = usersets
-            .iter()
-            .filter_map(move |(o, r)| self.admit_stored(def, UserRef::Userset(*o, *r), None));
-        let conditional = conditional
-            .iter()
-            .filter_map(move |e| self.admit_stored(def, e.user, Some(&e.condition)));
-        let contextual = self
-            .contextual(object, def.id)
-            .iter()
-            .filter(|c| c.admitted)
-            .map(|c| Edge {
-                origin: Origin::Contextual(c.tuple),
-                condition: c.tuple.condition.as_ref(),
-                matches: c.matches,
-                userset: c.userset,
-            });
-        wildcards
-            .chain(usersets)
-            .chain(conditional)
-            .chain(contextual)
+    /// A contextual tuple as an edge (the caller checks `admitted`).
+    fn contextual_edge(c: &Contextual<'a>) -> Edge<'a> {
+        Edge {
+            origin: Origin::Contextual(c.tuple),
+            condition: c.tuple.condition.as_ref(),
+            matches: c.matches,
+            userset: c.userset,
+        }
     }
 
     /// The concrete objects related to `object` by the tupleset of `ttu` that the model admits
@@ -563,14 +616,14 @@ impl<'a> Env<'a> {
         match compiled.evaluate(Some(&condition.context), self.context) {
             Ok(ConditionOutcome::Met) => Cond::Met,
             Ok(ConditionOutcome::NotMet) => Cond::NotMet,
-            Ok(ConditionOutcome::Missing(names)) => Cond::Unknown(Indeterminate {
-                missing: names.into_iter().collect(),
-                ..Default::default()
-            }),
-            Err(e) => Cond::Unknown(Indeterminate {
-                errors: vec![e.to_string()],
-                ..Default::default()
-            }),
+            Ok(ConditionOutcome::Missing(names)) => Cond::Unknown(Indeterminate::condition(
+                names.into_iter().collect(),
+                Vec::new(),
+            )),
+            Err(e) => Cond::Unknown(Indeterminate::condition(
+                BTreeSet::new(),
+                vec![e.to_string()],
+            )),
         }
     }
 
@@ -670,7 +723,7 @@ fn local_id<'r>(
 struct Evaluator<'a> {
     env: &'a Env<'a>,
     max_depth: u32,
-    memo: Memo,
+    memo: PooledMemo,
     visited: u32,
     cycle: bool,
     trace: Option<DenyTrace>,
@@ -775,11 +828,12 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         names: NameCache::new(program.symbol_count()),
         closures,
         closure_subject,
+        subject_bits: std::array::from_fn(|_| Cell::new((RelId::MAX, None))),
     };
     let mut ev = Evaluator {
         env: &env,
         max_depth: request.max_depth,
-        memo: Memo::default(),
+        memo: PooledMemo::take(),
         visited: 0,
         cycle: false,
         trace: None,
@@ -805,23 +859,23 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
             false
         }
         Outcome::No => true,
-        // Only a cycle was undecidable: OpenFGA answers "not allowed".
-        Outcome::Unknown { why }
-            if why.missing.is_empty() && !why.depth && why.errors.is_empty() =>
-        {
-            true
-        }
         Outcome::Unknown { why } => {
-            if why.depth {
-                return Err(EngineError::DepthExceeded(request.max_depth));
+            let gaps = why.conditions.map(|g| *g).unwrap_or_default();
+            if gaps.missing.is_empty() && !why.depth && gaps.errors.is_empty() {
+                // Only a cycle was undecidable: OpenFGA answers "not allowed".
+                true
+            } else {
+                if why.depth {
+                    return Err(EngineError::DepthExceeded(request.max_depth));
+                }
+                if let Some(e) = gaps.errors.first() {
+                    return Err(EngineError::Condition(e.clone()));
+                }
+                result.decision = Decision::Conditional {
+                    missing: gaps.missing.into_iter().collect(),
+                };
+                false
             }
-            if let Some(e) = why.errors.first() {
-                return Err(EngineError::Condition(e.clone()));
-            }
-            result.decision = Decision::Conditional {
-                missing: why.missing.into_iter().collect(),
-            };
-            false
         }
     };
     if denied && request.explain {
@@ -895,36 +949,40 @@ impl<'a> Evaluator<'a> {
             }
         }
         let key = (object, rel);
-        match self.memo.get(&key) {
-            Some(Slot::Done(o)) => return o.clone(),
-            Some(Slot::Active) => {
-                self.cycle = true;
-                self.note(
-                    || env.at(object, def),
-                    || "cycle".into(),
-                    || "this relation depends on itself here; the cycle adds nothing".into(),
-                );
-                return Outcome::Unknown {
-                    why: Indeterminate {
-                        cycle: true,
-                        ..Default::default()
-                    },
-                };
+        match self.memo.entry(key) {
+            Entry::Occupied(slot) => match slot.get() {
+                Slot::Done(o) => return o.clone(),
+                Slot::Active => {
+                    self.cycle = true;
+                    self.note(
+                        || env.at(object, def),
+                        || "cycle".into(),
+                        || "this relation depends on itself here; the cycle adds nothing".into(),
+                    );
+                    return Outcome::Unknown {
+                        why: Indeterminate {
+                            cycle: true,
+                            ..Default::default()
+                        },
+                    };
+                }
+            },
+            Entry::Vacant(slot) => {
+                slot.insert(Slot::Active);
             }
-            None => {}
         }
         self.visited += 1;
-        self.memo.insert(key, Slot::Active);
         let outcome = self.rewrite(object, def, &def.rewrite, depth);
         let memoizable = match &outcome {
             Outcome::Yes(_) => true,
             Outcome::No => true,
             Outcome::Unknown { why } => !why.cycle && !why.depth,
         };
-        if memoizable {
-            self.memo.insert(key, Slot::Done(outcome.clone()));
-        } else {
-            self.memo.remove(&key);
+        match self.memo.get_mut(&key) {
+            Some(slot) if memoizable => *slot = Slot::Done(outcome.clone()),
+            _ => {
+                self.memo.remove(&key);
+            }
         }
         outcome
     }
@@ -1020,9 +1078,10 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// The request's user, if it is an unconditional concrete user of `object#def`: one
-    /// bitmap probe, when the model admits the user's type there.
-    fn plain_direct(&self, def: &Rel, stored: Option<&Edges>) -> Option<UserRef> {
+    /// The request's user, if it is an unconditional concrete user of `object#def` (the model
+    /// admitting its type there): a probe of the user's reverse bitmap, which is the transpose
+    /// of the forward one (an index invariant).
+    fn plain_direct(&self, object: Obj, def: &Rel) -> Option<UserRef> {
         let env = self.env;
         let Subject::Object {
             id,
@@ -1035,22 +1094,18 @@ impl<'a> Evaluator<'a> {
             .direct
             .iter()
             .any(|r| r.kind == Kind::Direct && r.object_type == user_type && r.condition.is_none());
-        if !admitted || id >= env.stored {
+        if !admitted || id >= env.stored || object >= env.stored {
             return None;
         }
-        let t = env.name(user_type)?;
-        let edges = stored?;
-        let i = edges.direct.binary_search_by_key(&t, |(t, _)| *t).ok()?;
-        let (_, bits) = edges.direct.get(i)?;
-        bits.contains(id).then_some(UserRef::Object(id))
+        let bits = env.subject_bits(def, id)?;
+        bits.contains(object).then_some(UserRef::Object(id))
     }
 
     fn direct(&mut self, object: Obj, def: &'a Rel, node: &'a Node, depth: u32) -> Outcome {
         let env = self.env;
         let relation = def.name;
-        let stored = env.edges(object, env.name(relation));
         // 1. The user itself, unconditionally (bitmap probe).
-        if let Some(user) = self.plain_direct(def, stored) {
+        if let Some(user) = self.plain_direct(object, def) {
             return Outcome::Yes(self.witness(|| Witness::Tuple {
                 tuple: env.key(object, relation, env.user.clone()),
                 condition: None,
@@ -1058,66 +1113,81 @@ impl<'a> Evaluator<'a> {
                 rule: node.rule.clone(),
             }));
         }
+        // Other stored tuples, unless the model admits none here (then only contextual ones).
+        let stored = match def.plain_only {
+            true => None,
+            false => env.edges(object, env.name(relation)),
+        };
+        let contextual = env.contextual(object, def.id);
         let mut any = Any::default();
-        // Conditional concrete users, wildcards, exact usersets, contextual tuples.
-        for e in env.direct_edges(object, def, stored) {
-            if !e.matches {
-                continue;
-            }
-            let o = match env.condition(e.condition) {
-                Cond::Met => Outcome::Yes(self.witness(|| Witness::Tuple {
-                    tuple: env.key(object, relation, env.user_of(e.origin)),
-                    condition: e.condition.map(|c| c.name.clone()),
-                    source: env.source(object, relation, e.origin),
-                    rule: node.rule.clone(),
-                })),
-                not_met => {
-                    if let Some(c) = e.condition {
-                        self.note(
-                            || env.at(object, def),
-                            || node.rule.clone(),
-                            || {
-                                format!(
-                                    "the tuple {}'s condition '{}' is not met",
-                                    env.key(object, relation, env.user_of(e.origin)),
-                                    c.name
-                                )
-                            },
-                        );
-                    }
-                    match not_met {
-                        Cond::Unknown(why) => Outcome::Unknown { why },
-                        _ => Outcome::No,
-                    }
+        // The OpenFGA order of the direct tuples read here: wildcards, usersets, conditional
+        // tuples (stored), then contextual tuples. First those naming the user (or its
+        // wildcard) exactly…
+        if let Some(edges) = stored {
+            let candidates = edges
+                .wildcards
+                .iter()
+                .map(|w| (UserRef::Wildcard(*w), None))
+                .chain(
+                    edges
+                        .usersets
+                        .iter()
+                        .map(|(o, r)| (UserRef::Userset(*o, *r), None)),
+                )
+                .chain(
+                    edges
+                        .conditional
+                        .iter()
+                        .map(|e| (e.user, Some(&e.condition))),
+                );
+            for (user, condition) in candidates {
+                if !env.matches_subject(user) {
+                    continue;
                 }
-            };
-            if let Some(w) = any.add(o) {
-                return Outcome::Yes(w);
+                let Some(e) = env.admit_stored(def, user, condition) else {
+                    continue;
+                };
+                if let Some(w) = any.add(self.exact(object, def, node, &e)) {
+                    return Outcome::Yes(w);
+                }
             }
         }
-        // Usersets: the user may be in them.
-        for e in env.direct_edges(object, def, stored) {
-            let Some((uo, ur)) = e.userset else {
-                continue;
-            };
-            if e.matches {
-                continue; // matched exactly above
+        for c in contextual {
+            if c.admitted && c.matches {
+                let e = Env::contextual_edge(c);
+                if let Some(w) = any.add(self.exact(object, def, node, &e)) {
+                    return Outcome::Yes(w);
+                }
             }
-            let c = env.condition(e.condition);
-            let o = both(c, || match self.relation(uo, ur, depth + 1) {
-                Outcome::Yes(then) => Outcome::Yes(then.map(|then| {
-                    Arc::new(Witness::Userset {
-                        tuple: env.key(object, relation, env.user_of(e.origin)),
-                        condition: e.condition.map(|c| c.name.clone()),
-                        source: env.source(object, relation, e.origin),
-                        rule: node.rule.clone(),
-                        then,
-                    })
-                })),
-                other => other,
-            });
-            if let Some(w) = any.add(o) {
-                return Outcome::Yes(w);
+        }
+        // …then the usersets the user may be in.
+        if let Some(edges) = stored {
+            let candidates = edges
+                .usersets
+                .iter()
+                .map(|(o, r)| (UserRef::Userset(*o, *r), None))
+                .chain(
+                    edges
+                        .conditional
+                        .iter()
+                        .filter(|e| matches!(e.user, UserRef::Userset(..)))
+                        .map(|e| (e.user, Some(&e.condition))),
+                );
+            for (user, condition) in candidates {
+                let Some(e) = env.admit_stored(def, user, condition) else {
+                    continue;
+                };
+                if let Some(w) = any.add(self.through(object, def, node, &e, depth)) {
+                    return Outcome::Yes(w);
+                }
+            }
+        }
+        for c in contextual {
+            if c.admitted {
+                let e = Env::contextual_edge(c);
+                if let Some(w) = any.add(self.through(object, def, node, &e, depth)) {
+                    return Outcome::Yes(w);
+                }
             }
         }
         if self.trace.is_some() {
@@ -1134,6 +1204,72 @@ impl<'a> Evaluator<'a> {
             );
         }
         any.finish()
+    }
+
+    /// A direct tuple naming the user (or its wildcard): holds if its condition does.
+    fn exact(&mut self, object: Obj, def: &'a Rel, node: &'a Node, e: &Edge<'a>) -> Outcome {
+        let env = self.env;
+        let relation = def.name;
+        match env.condition(e.condition) {
+            Cond::Met => Outcome::Yes(self.witness(|| Witness::Tuple {
+                tuple: env.key(object, relation, env.user_of(e.origin)),
+                condition: e.condition.map(|c| c.name.clone()),
+                source: env.source(object, relation, e.origin),
+                rule: node.rule.clone(),
+            })),
+            not_met => {
+                if let Some(c) = e.condition {
+                    self.note(
+                        || env.at(object, def),
+                        || node.rule.clone(),
+                        || {
+                            format!(
+                                "the tuple {}'s condition '{}' is not met",
+                                env.key(object, relation, env.user_of(e.origin)),
+                                c.name
+                            )
+                        },
+                    );
+                }
+                match not_met {
+                    Cond::Unknown(why) => Outcome::Unknown { why },
+                    _ => Outcome::No,
+                }
+            }
+        }
+    }
+
+    /// A direct userset tuple: holds if its condition does and the user is in the userset.
+    /// (`No` for a tuple that is not a userset, or is the user itself, matched exactly.)
+    fn through(
+        &mut self,
+        object: Obj,
+        def: &'a Rel,
+        node: &'a Node,
+        e: &Edge<'a>,
+        depth: u32,
+    ) -> Outcome {
+        let Some((uo, ur)) = e.userset else {
+            return Outcome::No;
+        };
+        if e.matches {
+            return Outcome::No;
+        }
+        let env = self.env;
+        let relation = def.name;
+        let c = env.condition(e.condition);
+        both(c, || match self.relation(uo, ur, depth + 1) {
+            Outcome::Yes(then) => Outcome::Yes(then.map(|then| {
+                Arc::new(Witness::Userset {
+                    tuple: env.key(object, relation, env.user_of(e.origin)),
+                    condition: e.condition.map(|c| c.name.clone()),
+                    source: env.source(object, relation, e.origin),
+                    rule: node.rule.clone(),
+                    then,
+                })
+            })),
+            other => other,
+        })
     }
 
     fn tuple_to_userset(

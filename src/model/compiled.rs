@@ -33,6 +33,10 @@ pub struct Rel {
     pub rewrite: Node,
     /// The direct type restrictions (`[...]`), in declaration order.
     pub direct: Vec<Restriction>,
+    /// Every restriction is a concrete type without a condition (`[user, folder]`): the only
+    /// stored tuples read here are unconditional concrete users (a wildcard, userset or
+    /// conditional tuple stored under an older model is not admitted).
+    pub plain_only: bool,
 }
 
 /// A node of a compiled rewrite tree, with the texts explanations cite for it.
@@ -136,11 +140,14 @@ impl Compiled {
         for (id, (ts, def)) in (0u32..).zip(numbered) {
             let type_name = c.symbol(ts).to_string();
             let rewrite = c.node(&type_name, ts, def, &def.rewrite);
-            let direct = def
+            let direct: Vec<Restriction> = def
                 .directly_related
                 .iter()
                 .map(|r| c.restriction(r, conditions))
                 .collect();
+            let plain_only = direct
+                .iter()
+                .all(|r| r.kind == Kind::Direct && r.condition.is_none());
             let name = c.intern(&def.name);
             c.relations.push(Rel {
                 id,
@@ -148,6 +155,7 @@ impl Compiled {
                 name,
                 rewrite,
                 direct,
+                plain_only,
             });
         }
         // Parents of tuple-to-usersets need the tupleset's restrictions, compiled above.
