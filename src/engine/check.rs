@@ -485,9 +485,13 @@ impl<'a> Env<'a> {
                 None
             }
             UserRef::Userset(o, rn) => {
-                let named = |r: &Restriction| matches!(r.kind, Kind::Userset { relation, .. } if self.is(relation, rn));
+                // No type lookup for a relation no restriction names.
+                let named = |r: &Restriction| match r.kind {
+                    Kind::Userset { relation, .. } => self.is(relation, rn),
+                    _ => false,
+                };
                 if !def.direct.iter().any(|r| allowed(r) && named(r)) {
-                    return None; // no type lookup for a relation no restriction names
+                    return None;
                 }
                 let t = self.snap.object_type(o)?;
                 let target = def.direct.iter().find_map(|r| match r.kind {
