@@ -7,8 +7,10 @@
 //! symbols are resolved to snapshot names once per request, on first use. Objects the snapshot
 //! has never interned (named only by the request or its contextual tuples) get request-local ids
 //! after the snapshot's. Strings (`ObjectRef`s, tuple keys, rule texts, graph names) are built
-//! only for an explanation or a deny trace: an ordinary check allocates nothing per node beyond
-//! its memo entry.
+//! only for an explanation or a deny trace. An ordinary check (no explanation, no contextual
+//! tuples, objects the snapshot knows) allocates nothing: its memo table comes from a per-thread
+//! pool, and the per-request caches (symbol → snapshot name, the user's reverse bitmaps) live on
+//! the stack.
 //!
 //! Invariant: a request-local id is never a snapshot id (it is `>= snapshot.object_count()`),
 //! and one object has one id, so id equality is object equality.
