@@ -855,7 +855,12 @@ mod tests {
         assert_eq!((a.len(), b.len()), (n as usize + 1, n as usize));
         assert_eq!(a.get(n as usize), Some(1));
         assert_eq!(b.get(n as usize), None);
-        assert!((0..n).all(|i| a.get(i as usize) == Some(i * 7) && b.get(i as usize) == a.get(i as usize)));
+        for i in 0..n as usize {
+            assert_eq!(
+                (a.get(i), b.get(i)),
+                (Some(i as u32 * 7), Some(i as u32 * 7))
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! symbols are resolved to snapshot names once per request, on first use. Objects the snapshot
 //! has never interned (named only by the request or its contextual tuples) get request-local ids
 //! after the snapshot's. Strings (`ObjectRef`s, tuple keys, rule texts, graph names) are built
-//! only for an explanation or a deny trace: an ordinary check allocates nothing per node beyond
-//! its memo entry.
+//! only for an explanation or a deny trace. An ordinary check (no explanation, no contextual
+//! tuples, objects the snapshot knows) allocates nothing: its memo table comes from a per-thread
+//! pool, and the per-request caches (symbol → snapshot name, the user's reverse bitmaps) live on
+//! the stack.
 //!
 //! Invariant: a request-local id is never a snapshot id (it is `>= snapshot.object_count()`),
 //! and one object has one id, so id equality is object equality.
@@ -490,9 +492,13 @@ impl<'a> Env<'a> {
                 None
             }
             UserRef::Userset(o, rn) => {
-                let named = |r: &Restriction| matches!(r.kind, Kind::Userset { relation, .. } if self.is(relation, rn));
+                // No type lookup for a relation no restriction names.
+                let named = |r: &Restriction| match r.kind {
+                    Kind::Userset { relation, .. } => self.is(relation, rn),
+                    _ => false,
+                };
                 if !def.direct.iter().any(|r| allowed(r) && named(r)) {
-                    return None; // no type lookup for a relation no restriction names
+                    return None;
                 }
                 let t = self.snap.object_type(o)?;
                 let target = def.direct.iter().find_map(|r| match r.kind {
@@ -1336,5 +1342,110 @@ impl<'a> Evaluator<'a> {
             );
         }
         any.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{Change, TupleChange};
+    use crate::reference::{Reference, Tri};
+
+    /// A model with more symbols than the inline name cache and more directly assigned
+    /// relations than the user's reverse-bitmap cache, contextual tuples naming objects the
+    /// snapshot has never interned: the engine agrees with the reference evaluator (which reads
+    /// stored and contextual tuples as one list).
+    #[test]
+    fn large_models_and_unknown_objects_agree_with_the_reference() {
+        let mut dsl = String::from(
+            "model\n  schema 1.1\ntype user\ntype group\n  relations\n    define member: [user, user:*, group#member]\ntype doc\n  relations\n    define parent: [doc]\n    define r0: [user, group#member]\n",
+        );
+        for i in 1..70 {
+            dsl.push_str(&format!(
+                "    define r{i}: [user, group#member] or r{}\n",
+                i - 1
+            ));
+        }
+        dsl.push_str("    define up: r69 from parent\n");
+        let model = TypeSystem::from_dsl(&dsl).unwrap();
+        assert!(model.compiled().symbol_count() > INLINE_NAMES);
+        let t = |u: &str, r: &str, o: &str| Tuple::parse(u, r, o).unwrap();
+        let stored = [
+            t("user:anne", "r0", "doc:1"),
+            t("group:g#member", "r35", "doc:2"),
+            t("user:bob", "member", "group:g"),
+            t("doc:1", "parent", "doc:3"),
+            t("user:carol", "r50", "doc:1"),
+        ];
+        let contextual = [
+            t("user:dan", "member", "group:g"),
+            t("doc:2", "parent", "doc:new"),
+            t("user:erin", "r10", "doc:new2"),
+            t("group:h#member", "r5", "doc:1"),
+            t("user:fay", "member", "group:h"),
+        ];
+        let changes: Vec<TupleChange> = stored
+            .iter()
+            .map(|t| TupleChange {
+                change: Change::Add,
+                tuple: t.clone(),
+                graph: Arc::from(TUPLES_GRAPH),
+            })
+            .collect();
+        let snapshot = Snapshot::empty(0).apply(1, &changes, TUPLES_GRAPH);
+        let view = View {
+            snapshot: &snapshot,
+            model: &model,
+        };
+        let context = Map::new();
+        let all: Vec<Tuple> = stored.iter().chain(&contextual).cloned().collect();
+        let reference = Reference {
+            model: &model,
+            tuples: &all,
+            context: &context,
+            max_depth: 200,
+        };
+        let users = [
+            "user:anne",
+            "user:bob",
+            "user:carol",
+            "user:dan",
+            "user:erin",
+            "user:fay",
+            "user:zed",
+            "user:*",
+            "group:g#member",
+            "group:h#member",
+        ];
+        let mut allowed = 0;
+        for u in users {
+            let user = User::parse(u).unwrap();
+            for relation in ["r0", "r20", "r40", "r69", "up"] {
+                for o in ["doc:1", "doc:2", "doc:3", "doc:new", "doc:new2"] {
+                    let object = ObjectRef::parse(o).unwrap();
+                    let want = reference.check(&user, relation, &object);
+                    for explain in [false, true] {
+                        let request = CheckRequest {
+                            user: &user,
+                            relation,
+                            object: &object,
+                            context: &context,
+                            contextual: &contextual,
+                            explain,
+                            max_depth: 200,
+                        };
+                        let got = check(view, &request).unwrap();
+                        let yes = got.decision == Decision::Allowed;
+                        assert_eq!(yes, want == Tri::True, "{u} {relation} {o}");
+                        if explain {
+                            assert_eq!(got.explanation.is_some(), yes, "{u} {relation} {o}");
+                            assert_eq!(got.deny_trace.is_some(), !yes, "{u} {relation} {o}");
+                        }
+                        allowed += usize::from(yes && explain);
+                    }
+                }
+            }
+        }
+        assert!(allowed > 20, "{allowed}");
     }
 }
