@@ -1396,6 +1396,7 @@ mod tests {
         let view = View {
             snapshot: &snapshot,
             model: &model,
+            groups: None,
         };
         let context = Map::new();
         let all: Vec<Tuple> = stored.iter().chain(&contextual).cloned().collect();
