@@ -11,6 +11,7 @@ pub mod index;
 pub mod iri;
 pub mod model;
 pub mod reference;
+pub mod server;
 pub mod service;
 pub mod store;
 pub mod testfile;

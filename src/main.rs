@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API, the SPARQL endpoint and AuthZEN over an on-disk (or in-memory) store.
+    Serve(clew::server::ServeArgs),
     /// Load a model and/or tuple files into a store directory (one revision each).
     Load {
         /// Store directory (created if missing).
@@ -186,6 +188,10 @@ type Res<T> = Result<T, String>;
 
 fn run(cli: Cli) -> Res<ExitCode> {
     match cli.command {
+        Command::Serve(args) => {
+            clew::server::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Load {
             store,
             model,

@@ -7,6 +7,8 @@
 //! acknowledged; readers load the state with one atomic pointer read and never lock.
 
 pub mod bulk;
+mod write;
+pub use write::Precondition;
 pub mod cache;
 
 use crate::engine::{self, CheckRequest, CheckResult, EngineError, View};
@@ -58,6 +60,10 @@ pub enum ServiceError {
     Poisoned,
     #[error("{0}")]
     Request(#[from] bulk::RequestError),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("a write must add or delete at least one tuple")]
+    EmptyWrite,
 }
 
 impl ServiceError {
@@ -315,6 +321,16 @@ impl Clew {
         source: &str,
     ) -> Result<u64, ServiceError> {
         let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        self.write_locked(writes, deletes, source)
+    }
+
+    /// The body of a tuple write; the caller holds the writer lock.
+    fn write_locked(
+        &self,
+        writes: &[Tuple],
+        deletes: &[TupleKey],
+        source: &str,
+    ) -> Result<u64, ServiceError> {
         let current = self.state.load_full();
         let model = current.model.as_deref().ok_or(ServiceError::NoModel)?;
         let mut seen = HashSet::new();

@@ -29,6 +29,9 @@ use oxigraph::model::{
 use std::path::Path;
 use std::sync::Arc;
 
+mod read;
+pub use read::{ModelVersion, TuplePattern};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage error: {0}")]

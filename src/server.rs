@@ -1,0 +1,509 @@
+//! `clew serve`: the HTTP face of a [`Clew`] instance.
+//!
+//! * `/v1/…` — the JSON API ([`api`]): decisions, bulk answers, tuples, models, the change
+//!   stream ([`watch`]).
+//! * `/access/v1/…`, `/.well-known/authzen-configuration` — OpenID AuthZEN 1.0 ([`authzen`]).
+//! * `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` ([`openapi`]).
+//!
+//! Every route is declared once, in [`routes`]; the router and the OpenAPI document are both
+//! built from that table, so they cannot disagree. Decisions run on the async workers (a check
+//! takes microseconds); everything that can take longer (writes, lookups, filters, batches,
+//! SPARQL) runs on the blocking pool. Every request gets an `x-request-id`, a tracing span, a
+//! latency observation and the configured time limit; a request over its time gets a 503 with
+//! the error body (a write that already started still completes atomically or not at all).
+
+pub mod api;
+pub mod authzen;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod watch;
+
+pub use config::{Config, ServeArgs};
+
+use crate::service::Clew;
+use crate::tuple::TupleSpec;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use error::ApiError;
+use metrics::Metrics;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares.
+pub struct AppState {
+    pub clew: Arc<Clew>,
+    pub config: Config,
+    pub metrics: Metrics,
+    /// The latest revision, for `watch` streams to wake on.
+    pub revisions: tokio::sync::watch::Sender<u64>,
+    /// Set when the server shuts down (ends `watch` streams so shutdown can finish).
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    pub fn new(clew: Arc<Clew>, config: Config) -> Self {
+        let revision = clew.state().revision;
+        Self {
+            metrics: Metrics::new(clew.clone()),
+            clew,
+            config,
+            revisions: tokio::sync::watch::Sender::new(revision),
+            shutdown: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Records an acknowledged write and wakes `watch` streams.
+    pub fn wrote(&self, revision: u64, kind: &str) {
+        self.metrics.write(kind);
+        self.revisions.send_modify(|r| *r = (*r).max(revision));
+    }
+}
+
+/// Runs `f` on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+}
+
+/// One route: its path, method, handler, summary, and request body (for the OpenAPI document).
+pub struct Route {
+    pub path: &'static str,
+    pub method: Method,
+    pub handler: MethodRouter<Arc<AppState>>,
+    pub summary: &'static str,
+    pub body: Option<serde_json::Value>,
+}
+
+/// Every route of the server.
+pub fn routes() -> Vec<Route> {
+    use openapi::schema as b;
+    let r = |path, method, handler, summary, body| Route {
+        path,
+        method,
+        handler,
+        summary,
+        body,
+    };
+    vec![
+        r(
+            "/v1/check",
+            Method::POST,
+            post(api::check),
+            "Decide whether a user has a relation on an object (optionally with its explanation)",
+            Some(b::check()),
+        ),
+        r(
+            "/v1/batch-check",
+            Method::POST,
+            post(api::batch_check),
+            "Many checks at one revision; duplicates are answered once",
+            Some(b::batch_check()),
+        ),
+        r(
+            "/v1/lookup",
+            Method::POST,
+            post(api::lookup),
+            "Every object of a type the user has the relation on (paged, complete)",
+            Some(b::lookup()),
+        ),
+        r(
+            "/v1/filter",
+            Method::POST,
+            post(api::filter),
+            "The permitted subset of candidate objects, in their order",
+            Some(b::filter()),
+        ),
+        r(
+            "/v1/subjects",
+            Method::POST,
+            post(api::subjects),
+            "Who has a relation on an object (ListUsers, with exclusions)",
+            Some(b::subjects()),
+        ),
+        r(
+            "/v1/expand",
+            Method::POST,
+            post(api::expand),
+            "The userset tree of an object's relation",
+            Some(b::expand()),
+        ),
+        r(
+            "/v1/tuples/write",
+            Method::POST,
+            post(api::write),
+            "Write and delete tuples atomically, under optional preconditions",
+            Some(b::write()),
+        ),
+        r(
+            "/v1/tuples/read",
+            Method::POST,
+            post(api::read),
+            "Read stored tuples by pattern (paged)",
+            Some(b::read()),
+        ),
+        r(
+            "/v1/model",
+            Method::POST,
+            post(api::write_model),
+            "Write a new model version (OpenFGA DSL); it becomes current",
+            Some(b::model()),
+        ),
+        r(
+            "/v1/model",
+            Method::GET,
+            get(api::read_model),
+            "The current model",
+            None,
+        ),
+        r(
+            "/v1/model/versions",
+            Method::GET,
+            get(api::model_versions),
+            "Every model version",
+            None,
+        ),
+        r(
+            "/v1/model/versions/{id}",
+            Method::GET,
+            get(api::model_version),
+            "One model version",
+            None,
+        ),
+        r(
+            "/v1/model/validate",
+            Method::POST,
+            post(api::validate_model),
+            "Validate a model without storing it (errors with line and column)",
+            Some(b::model()),
+        ),
+        r(
+            "/v1/revision",
+            Method::GET,
+            get(api::revision),
+            "The latest revision",
+            None,
+        ),
+        r(
+            "/v1/watch",
+            Method::GET,
+            get(watch::watch),
+            "Server-Sent Events: every change after revision `since`, in order, without gaps",
+            None,
+        ),
+        r(
+            "/access/v1/evaluation",
+            Method::POST,
+            post(authzen::evaluation),
+            "AuthZEN access evaluation",
+            Some(b::authzen_evaluation()),
+        ),
+        r(
+            "/access/v1/evaluations",
+            Method::POST,
+            post(authzen::evaluations),
+            "AuthZEN access evaluations (batch)",
+            Some(b::authzen_evaluations()),
+        ),
+        r(
+            "/access/v1/search/resource",
+            Method::POST,
+            post(authzen::search_resource),
+            "AuthZEN resource search",
+            Some(b::authzen_search()),
+        ),
+        r(
+            "/access/v1/search/subject",
+            Method::POST,
+            post(authzen::search_subject),
+            "AuthZEN subject search",
+            Some(b::authzen_search()),
+        ),
+        r(
+            "/access/v1/search/action",
+            Method::POST,
+            post(authzen::search_action),
+            "AuthZEN action search",
+            Some(b::authzen_search()),
+        ),
+        r(
+            "/.well-known/authzen-configuration",
+            Method::GET,
+            get(authzen::configuration),
+            "AuthZEN metadata",
+            None,
+        ),
+        r("/healthz", Method::GET, get(healthz), "Liveness", None),
+        r(
+            "/readyz",
+            Method::GET,
+            get(readyz),
+            "Readiness: the store answers and a state is published",
+            None,
+        ),
+        r(
+            "/metrics",
+            Method::GET,
+            get(metrics_text),
+            "Prometheus metrics",
+            None,
+        ),
+        r(
+            "/openapi.json",
+            Method::GET,
+            get(openapi_json),
+            "This document",
+            None,
+        ),
+    ]
+}
+
+/// The router, with its middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<AppState>>)> = Vec::new();
+    for route in routes() {
+        match by_path.iter_mut().find(|(p, _)| *p == route.path) {
+            Some((_, m)) => *m = std::mem::take(m).merge(route.handler),
+            None => by_path.push((route.path, route.handler)),
+        }
+    }
+    let mut app = Router::new();
+    for (path, handler) in by_path {
+        app = app.route(path, handler);
+    }
+    let request_id = HeaderName::from_static("x-request-id");
+    app.fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Time limit and metrics for every request.
+async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let limit = s.config.request_timeout;
+    let response = match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took longer than {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    };
+    s.metrics.request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no route {} {} (see /openapi.json)",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<Arc<AppState>>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let published = s.clew.state().revision;
+    let stored = blocking(move || {
+        s.clew
+            .store()
+            .revision()
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()))
+    })
+    .await?;
+    Ok(axum::Json(
+        json!({"status": "ready", "revision": published, "stored_revision": stored}),
+    ))
+}
+
+async fn metrics_text(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let text = s
+        .metrics
+        .encode()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn openapi_json() -> axum::Json<serde_json::Value> {
+    axum::Json(openapi::document(&routes()))
+}
+
+/// The example graph `--demo` loads (embedded, so the binary needs no checkout).
+pub const DEMO_MODEL: &str = include_str!("../fixtures/docs/model.fga");
+pub const DEMO_TUPLES: &str = include_str!("../fixtures/docs/tuples.yaml");
+
+/// Loads the demo graph into an empty store; leaves a store with data alone.
+pub fn load_demo(clew: &Clew) -> Result<bool, String> {
+    if clew.state().revision > 0 {
+        return Ok(false);
+    }
+    clew.write_model(DEMO_MODEL)
+        .map_err(|e| format!("demo model: {e}"))?;
+    let specs: Vec<TupleSpec> =
+        serde_norway::from_str(DEMO_TUPLES).map_err(|e| format!("demo tuples: {e}"))?;
+    let tuples = specs
+        .iter()
+        .map(TupleSpec::to_tuple)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("demo tuples: {e}"))?;
+    clew.write_tuples_bulk(&tuples, &[], "demo")
+        .map_err(|e| format!("demo tuples: {e}"))?;
+    Ok(true)
+}
+
+fn demo_banner(addr: &std::net::SocketAddr) -> String {
+    let u = format!("http://{addr}");
+    format!(
+        r#"Try:
+  curl -s {u}/v1/check -H 'content-type: application/json' \
+    -d '{{"user":"user:bob","relation":"viewer","object":"document:roadmap","explain":true}}'
+  curl -s {u}/v1/lookup -H 'content-type: application/json' \
+    -d '{{"user":"user:anne","relation":"viewer","object_type":"document"}}'
+  curl -s {u}/v1/subjects -H 'content-type: application/json' \
+    -d '{{"object":"document:roadmap","relation":"viewer","subject_type":"user"}}'
+  curl -s {u}/v1/tuples/write -H 'content-type: application/json' \
+    -d '{{"writes":[{{"user":"user:zoe","relation":"member","object":"group:platform"}}]}}'
+  curl -s {u}/access/v1/evaluation -H 'content-type: application/json' \
+    -d '{{"subject":{{"type":"user","id":"erin"}},"action":{{"name":"viewer"}},"resource":{{"type":"document","id":"roadmap"}}}}'
+  curl -s '{u}/sparql' --data-urlencode 'query=SELECT ?s ?p ?o WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }} LIMIT 5'
+  curl -sN '{u}/v1/watch?since=0'
+  curl -s {u}/metrics
+"#
+    )
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A second initialisation (tests) is harmless: the first subscriber stays.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Resolves the configuration, opens the store and serves until SIGTERM or Ctrl-C; in-flight
+/// requests finish, then the store is flushed.
+pub fn run(args: &ServeArgs) -> Result<(), String> {
+    let config = Config::resolve(args)?;
+    init_logging(config.log_json);
+    let clew = match &config.data_dir {
+        Some(dir) => Clew::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?,
+        None => Clew::memory().map_err(|e| e.to_string())?,
+    };
+    let clew = Arc::new(clew);
+    if config.demo {
+        if load_demo(&clew)? {
+            tracing::info!("loaded the demo graph (fixtures/docs)");
+        } else {
+            tracing::info!("the store already holds data; --demo loads nothing");
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let state = Arc::new(AppState::new(clew.clone(), config.clone()));
+    let served = clew.clone();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let store = match &config.data_dir {
+            Some(d) => d.display().to_string(),
+            None => "memory".to_string(),
+        };
+        let revision = served.state().revision;
+        tracing::info!(%addr, store, revision, "clew listening");
+        println!("clew listening on http://{addr} (store: {store}, revision {revision})");
+        if config.demo {
+            println!("{}", demo_banner(&addr));
+        }
+        let shutdown = state.shutdown.clone();
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                shutdown.send_replace(true);
+            })
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    clew.store().flush().map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,174 @@
+//! The API's error body `{code, message, details}` and the mapping from library errors to
+//! HTTP statuses. Every failure a caller can cause is a 4xx naming the problem; a 5xx means
+//! the service failed (and never carries an answer).
+
+use crate::engine::EngineError;
+use crate::model::typesystem::CompileError;
+use crate::service::ServiceError;
+use crate::service::bulk::RequestError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// An error response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, machine-readable (`snake_case`).
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, "{}", self.message);
+        }
+        let details = if self.details.is_null() {
+            json!({})
+        } else {
+            self.details
+        };
+        (
+            self.status,
+            axum::Json(json!({"code": self.code, "message": self.message, "details": details})),
+        )
+            .into_response()
+    }
+}
+
+pub(super) fn model_details(e: &CompileError) -> Value {
+    match e {
+        CompileError::Model(errors) => json!({"errors": errors.errors.iter().map(|e| json!({
+            "line": e.line + 1,
+            "column": e.column + 1,
+            "message": e.message,
+        })).collect::<Vec<_>>()}),
+        CompileError::Condition(c) => json!({"errors": [{"message": c.to_string()}]}),
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use StatusCode as S;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            ServiceError::NoModel => (S::CONFLICT, "no_model"),
+            ServiceError::Model(m) => {
+                return Self::bad_request("invalid_model", message).with_details(model_details(m));
+            }
+            ServiceError::TupleRule(_) => (S::BAD_REQUEST, "invalid_tuple"),
+            ServiceError::AlreadyExists(_) => (S::CONFLICT, "tuple_exists"),
+            ServiceError::NotFound(_) => (S::CONFLICT, "tuple_not_found"),
+            ServiceError::Duplicate(_) => (S::BAD_REQUEST, "duplicate_tuple"),
+            ServiceError::TooMany(..) => (S::BAD_REQUEST, "too_many_tuples"),
+            ServiceError::PreconditionFailed(_) => (S::CONFLICT, "precondition_failed"),
+            ServiceError::EmptyWrite => (S::BAD_REQUEST, "empty_write"),
+            ServiceError::Engine(e) => match e {
+                EngineError::UnknownType(_) => (S::BAD_REQUEST, "unknown_type"),
+                EngineError::UnknownRelation { .. } => (S::BAD_REQUEST, "unknown_relation"),
+                EngineError::InvalidUser(_) => (S::BAD_REQUEST, "invalid_user"),
+                EngineError::DepthExceeded(_) => (S::UNPROCESSABLE_ENTITY, "depth_exceeded"),
+                EngineError::Condition(_) => (S::UNPROCESSABLE_ENTITY, "condition_failed"),
+                EngineError::ContextualTuple(_) => (S::BAD_REQUEST, "invalid_contextual_tuple"),
+                EngineError::NotConverged(_) => (S::INTERNAL_SERVER_ERROR, "not_converged"),
+            },
+            ServiceError::Request(r) => match r {
+                RequestError::TooManyCandidates { .. } => (S::BAD_REQUEST, "too_many_candidates"),
+                RequestError::TooManyChecks { .. } => (S::BAD_REQUEST, "too_many_checks"),
+                RequestError::BadCandidate { .. } => (S::BAD_REQUEST, "invalid_candidate"),
+                RequestError::BadPageSize { .. } => (S::BAD_REQUEST, "invalid_page_size"),
+                RequestError::MalformedCursor(_) => (S::BAD_REQUEST, "invalid_cursor"),
+                RequestError::CursorMismatch => (S::BAD_REQUEST, "cursor_mismatch"),
+                RequestError::CursorExpired { .. } => (S::GONE, "cursor_expired"),
+                RequestError::CursorRevision { .. } => (S::BAD_REQUEST, "cursor_revision"),
+                RequestError::FutureRevision { .. } => (S::BAD_REQUEST, "future_revision"),
+            },
+            ServiceError::Store(_) => (S::INTERNAL_SERVER_ERROR, "storage_error"),
+            ServiceError::Poisoned => (S::INTERNAL_SERVER_ERROR, "internal"),
+            #[allow(unreachable_patterns)]
+            _ => {
+                if e.is_user_error() {
+                    (S::BAD_REQUEST, "invalid_request")
+                } else {
+                    (S::INTERNAL_SERVER_ERROR, "internal")
+                }
+            }
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ServiceError::Engine(e).into()
+    }
+}
+
+impl From<crate::tuple::TupleError> for ApiError {
+    fn from(e: crate::tuple::TupleError) -> Self {
+        Self::bad_request("invalid_id", e.to_string())
+    }
+}
+
+/// A JSON body whose every rejection is an [`ApiError`]: malformed JSON, a wrong type, an
+/// unknown field (the request types deny them) and an oversized body each say what is wrong.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let status = r.status();
+    let code = match &r {
+        JsonRejection::JsonDataError(_) => "invalid_request",
+        JsonRejection::JsonSyntaxError(_) => "malformed_json",
+        JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        _ => "invalid_body",
+    };
+    // axum's text names the serde error with its line and column.
+    ApiError::new(status, code, r.body_text())
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ServiceError::Store(e).into()
+    }
+}
