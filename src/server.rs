@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod sparql;
 pub mod watch;
 
 pub use config::{Config, ServeArgs};
@@ -47,12 +48,15 @@ pub struct AppState {
     pub revisions: tokio::sync::watch::Sender<u64>,
     /// Set when the server shuts down (ends `watch` streams so shutdown can finish).
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Slots for SPARQL requests (`sparql_max_concurrent`).
+    pub sparql_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(clew: Arc<Clew>, config: Config) -> Self {
         let revision = clew.state().revision;
         Self {
+            sparql_slots: Arc::new(tokio::sync::Semaphore::new(config.sparql_max_concurrent)),
             metrics: Metrics::new(clew.clone()),
             clew,
             config,
@@ -194,6 +198,20 @@ pub fn routes() -> Vec<Route> {
             get(api::revision),
             "The latest revision",
             None,
+        ),
+        r(
+            "/sparql",
+            Method::GET,
+            get(sparql::endpoint),
+            "SPARQL 1.1 query (`?query=`); results as JSON, XML, CSV, TSV, graphs as Turtle, N-Triples, JSON-LD, RDF/XML",
+            None,
+        ),
+        r(
+            "/sparql",
+            Method::POST,
+            post(sparql::endpoint),
+            "SPARQL 1.1 query or update (form, application/sparql-query, application/sparql-update); an update is one revision",
+            Some(b::sparql_update()),
         ),
         r(
             "/v1/watch",
