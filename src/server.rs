@@ -455,7 +455,20 @@ fn init_logging(json: bool) {
 /// Resolves the configuration, opens the store and serves until SIGTERM or Ctrl-C; in-flight
 /// requests finish, then the store is flushed.
 pub fn run(args: &ServeArgs) -> Result<(), String> {
-    let config = Config::resolve(args)?;
+    let mut config = Config::resolve(args)?;
+    if !config.sparql_in_process {
+        // This very executable, even if its file is replaced while the server runs (Linux's
+        // /proc/<pid>/exe keeps pointing at the running image).
+        let proc_exe = std::path::PathBuf::from(format!("/proc/{}/exe", std::process::id()));
+        let exe = if proc_exe.exists() {
+            Ok(proc_exe)
+        } else {
+            std::env::current_exe()
+        };
+        if let (Some(dir), Ok(exe)) = (&config.data_dir, exe) {
+            config.sparql_worker = Some((exe, dir.clone()));
+        }
+    }
     init_logging(config.log_json);
     let clew = match &config.data_dir {
         Some(dir) => Clew::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?,

@@ -32,6 +32,10 @@ pub enum SparqlError {
         "the query returned more than {0} results (the server's limit); add a LIMIT or narrow the pattern"
     )]
     TooManyResults(usize),
+    #[error(
+        "the query's worker process ran out of its memory budget of {0} MiB and was stopped; narrow the query or add a LIMIT"
+    )]
+    MemoryLimit(u64),
     #[error("the update changes more than {0} quads (the server's limit); split it")]
     UpdateTooLarge(usize),
     #[error("graph <{0}> is maintained by Clew and is read-only over SPARQL")]
@@ -58,6 +62,7 @@ impl SparqlError {
             SparqlError::Refused(_) => "sparql_refused",
             SparqlError::Timeout(_) => "sparql_timeout",
             SparqlError::TooManyResults(_) => "sparql_too_many_results",
+            SparqlError::MemoryLimit(_) => "sparql_memory_limit",
             SparqlError::UpdateTooLarge(_) => "sparql_update_too_large",
             SparqlError::ReadOnlyGraph(_) => "sparql_read_only_graph",
             SparqlError::InvalidTuple(_) => "sparql_invalid_tuple",
@@ -212,6 +217,20 @@ fn graph_formats() -> [(&'static str, RdfFormat); 4] {
 }
 
 impl Format {
+    /// The short name (`?format=`) of this format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Results(f) => RESULT_FORMATS
+                .iter()
+                .find(|(_, g)| *g == f)
+                .map_or("json", |(n, _)| n),
+            Format::Graph(f) => graph_formats()
+                .iter()
+                .find(|(_, g)| *g == f)
+                .map_or("turtle", |(n, _)| n),
+        }
+    }
+
     /// The `Content-Type` of a response in this format.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -386,6 +405,34 @@ fn graph_iris(v: &[String]) -> Result<Vec<NamedNode>, SparqlError> {
                 .map_err(|e| SparqlError::Syntax(format!("graph IRI <{s}> is invalid: {e}")))
         })
         .collect()
+}
+
+/// Parses a query and checks what it may use; returns the kind of answer it will give.
+pub fn prepare_query(text: &str, options: &SparqlOptions) -> Result<AnswerKind, SparqlError> {
+    let parsed = spargebra::SparqlParser::new()
+        .parse_query(text)
+        .map_err(|e| SparqlError::Syntax(e.to_string()))?;
+    guard::check_query(&parsed, options.allow_service)?;
+    Ok(match parsed {
+        spargebra::Query::Select { .. } | spargebra::Query::Ask { .. } => AnswerKind::Results,
+        spargebra::Query::Construct { .. } | spargebra::Query::Describe { .. } => AnswerKind::Graph,
+    })
+}
+
+/// Rebuilds an error a worker process reported (by its [`SparqlError::kind`] and message).
+pub fn error_from_worker(kind: &str, message: String) -> SparqlError {
+    match kind {
+        "sparql_syntax" => SparqlError::Syntax(message),
+        "sparql_refused" => SparqlError::Refused(message),
+        "sparql_evaluation" => SparqlError::Evaluation(message),
+        "sparql_too_many_results" => SparqlError::TooManyResults(
+            message
+                .split_whitespace()
+                .find_map(|w| w.parse().ok())
+                .unwrap_or(0),
+        ),
+        _ => SparqlError::Internal(message),
+    }
 }
 
 /// Evaluates a query on the store's latest committed state and materializes its answer.

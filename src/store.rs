@@ -103,6 +103,23 @@ impl Store {
         }
     }
 
+    /// Opens an on-disk store read-only (beside a process that writes it): it sees what was
+    /// committed when it was opened.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        #[cfg(feature = "rocksdb")]
+        {
+            Ok(Self {
+                db: oxigraph::store::Store::open_read_only(path)?,
+                iris: IriMapper::default(),
+            })
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        {
+            let _ = path;
+            Err(StoreError::NoDisk)
+        }
+    }
+
     /// A fresh in-memory store.
     pub fn memory() -> Result<Self, StoreError> {
         Ok(Self {

@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// then get a 503 [default: 4].
     #[arg(long, env = "CLEW_SPARQL_MAX_CONCURRENT")]
     pub sparql_max_concurrent: Option<usize>,
+    /// Memory budget of one SPARQL query's worker process, in MiB [default: 2048]. With the
+    /// on-disk store each query runs in its own process (`clew sparql-worker`) under this
+    /// address-space limit and is killed at its time limit.
+    #[arg(long, env = "CLEW_SPARQL_MEMORY_MB")]
+    pub sparql_memory_mb: Option<u64>,
+    /// Run SPARQL queries in the server process even with the on-disk store (no memory budget;
+    /// a query that computes without reading the store cannot be stopped at its time limit).
+    #[arg(long, env = "CLEW_SPARQL_IN_PROCESS")]
+    pub sparql_in_process: bool,
     /// Allow SPARQL `SERVICE` (federated queries to other endpoints, over plain HTTP).
     #[arg(long, env = "CLEW_SPARQL_ALLOW_SERVICE")]
     pub sparql_allow_service: bool,
@@ -85,6 +94,8 @@ struct FileConfig {
     sparql_max_results: Option<usize>,
     sparql_max_update_quads: Option<usize>,
     sparql_max_concurrent: Option<usize>,
+    sparql_memory_mb: Option<u64>,
+    sparql_in_process: Option<bool>,
     sparql_allow_service: Option<bool>,
     sparql_allow_load: Option<bool>,
     public_url: Option<String>,
@@ -107,6 +118,11 @@ pub struct Config {
     pub sparql_max_results: usize,
     pub sparql_max_update_quads: usize,
     pub sparql_max_concurrent: usize,
+    pub sparql_memory_mb: u64,
+    pub sparql_in_process: bool,
+    /// Set by `run` for the on-disk store: the executable and store directory SPARQL query
+    /// workers are started with. `None`: queries run in process.
+    pub sparql_worker: Option<(PathBuf, PathBuf)>,
     pub sparql_allow_service: bool,
     pub sparql_allow_load: bool,
     pub public_url: Option<String>,
@@ -128,6 +144,9 @@ impl Default for Config {
             sparql_max_results: 100_000,
             sparql_max_update_quads: 100_000,
             sparql_max_concurrent: 4,
+            sparql_memory_mb: 2048,
+            sparql_in_process: false,
+            sparql_worker: None,
             sparql_allow_service: false,
             sparql_allow_load: false,
             public_url: None,
@@ -192,6 +211,12 @@ impl Config {
                 .sparql_max_concurrent
                 .or(file.sparql_max_concurrent)
                 .unwrap_or(d.sparql_max_concurrent),
+            sparql_memory_mb: args
+                .sparql_memory_mb
+                .or(file.sparql_memory_mb)
+                .unwrap_or(d.sparql_memory_mb),
+            sparql_in_process: args.sparql_in_process || file.sparql_in_process.unwrap_or(false),
+            sparql_worker: None,
             sparql_allow_service: args.sparql_allow_service
                 || file.sparql_allow_service.unwrap_or(false),
             sparql_allow_load: args.sparql_allow_load || file.sparql_allow_load.unwrap_or(false),
@@ -218,11 +243,18 @@ impl Config {
                 self.sparql_max_update_quads as u64,
             ),
             ("sparql_max_concurrent", self.sparql_max_concurrent as u64),
+            ("sparql_memory_mb", self.sparql_memory_mb),
         ];
         for (name, v) in positive {
             if v == 0 {
                 return Err(format!("{name} must be positive"));
             }
+        }
+        if self.sparql_memory_mb < 512 {
+            return Err(format!(
+                "sparql_memory_mb {} is too small: a query worker needs about 500 MiB of address space to open the store",
+                self.sparql_memory_mb
+            ));
         }
         if self.max_page_size > crate::service::bulk::MAX_PAGE_SIZE {
             return Err(format!(

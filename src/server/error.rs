@@ -118,7 +118,9 @@ impl From<ServiceError> for ApiError {
                     Q::Syntax(_) | Q::InvalidTuple(_) | Q::Evaluation(_) => S::BAD_REQUEST,
                     Q::Refused(_) | Q::ReadOnlyGraph(_) => S::FORBIDDEN,
                     Q::Timeout(_) => S::SERVICE_UNAVAILABLE,
-                    Q::TooManyResults(_) | Q::UpdateTooLarge(_) => S::UNPROCESSABLE_ENTITY,
+                    Q::TooManyResults(_) | Q::UpdateTooLarge(_) | Q::MemoryLimit(_) => {
+                        S::UNPROCESSABLE_ENTITY
+                    }
                     Q::NotAcceptable { .. } => S::NOT_ACCEPTABLE,
                     Q::Internal(_) => S::INTERNAL_SERVER_ERROR,
                 };

@@ -8,9 +8,14 @@
 //!   `application/sparql-update`. It goes through the single writer as one revision; the
 //!   answer is JSON `{revision, changed, quads_added, quads_removed, tuples_changed}`.
 //!
-//! Every request runs on the blocking pool under the SPARQL time limit, with a cancellation
-//! token that fires at the limit or when the client goes away; at most
-//! `sparql_max_concurrent` run at once, so runaway queries cannot starve the decisions.
+//! At most `sparql_max_concurrent` requests run at once. With the on-disk store each query
+//! runs in a worker process (`clew sparql-worker`, the same executable) that opens the store
+//! read-only, under an address-space limit (`sparql_memory_mb`), and is killed at the time
+//! limit or when the client goes away: a runaway query — a sorted cross product computes without
+//! ever reading the store again, so no cancellation check inside the evaluator would stop it —
+//! costs one process, never the server. With the in-memory store (or `--sparql-in-process`)
+//! queries run on the blocking pool with a cancellation token that fires at the limit.
+//! Updates always run in the server, through the single writer, under the same token.
 
 use super::error::ApiError;
 use super::{AppState, blocking};
@@ -19,7 +24,11 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Cancels the evaluation when the request ends for any reason (done, timed out, client gone).
 struct CancelOnDrop(CancellationToken);
@@ -240,14 +249,22 @@ async fn run_query(
     format: Option<String>,
 ) -> Result<Response, ApiError> {
     let opts = options(&state, default, named);
-    let clew = state.clew.clone();
-    let run = opts.clone();
-    let (answer, revision) = limited(&state, &opts, move || {
-        clew.sparql_query(&query, &run).map_err(ApiError::from)
-    })
-    .await?;
-    let fmt = sparql::negotiate(answer.kind(), accept.as_deref(), format.as_deref())?;
-    let body = sparql::serialize(&answer, fmt)?;
+    // Syntax, refusals and the format are settled before anything runs.
+    let kind = sparql::prepare_query(&query, &opts)?;
+    let fmt = sparql::negotiate(kind, accept.as_deref(), format.as_deref())?;
+    let revision = state.clew.store().revision().map_err(ApiError::from)?;
+    let body = match state.config.sparql_worker.clone() {
+        Some((exe, dir)) => in_worker(&state, &opts, exe, dir, query, fmt).await?,
+        None => {
+            let clew = state.clew.clone();
+            let run = opts.clone();
+            limited(&state, &opts, move || {
+                let (answer, _) = clew.sparql_query(&query, &run)?;
+                Ok(sparql::serialize(&answer, fmt)?)
+            })
+            .await?
+        }
+    };
     state.metrics.decision("sparql_query", "ok", 1);
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
@@ -258,6 +275,184 @@ async fn run_query(
     h.insert("x-clew-revision", HeaderValue::from(revision));
     h.insert(header::VARY, HeaderValue::from_static("accept"));
     Ok(resp)
+}
+
+/// The worker's error report on stderr.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WorkerError {
+    code: String,
+    message: String,
+}
+
+/// Runs a query in a worker process under the memory budget; kills it at the time limit.
+async fn in_worker(
+    state: &Arc<AppState>,
+    opts: &SparqlOptions,
+    exe: PathBuf,
+    dir: PathBuf,
+    query: String,
+    fmt: sparql::Format,
+) -> Result<Vec<u8>, ApiError> {
+    let c = &state.config;
+    let _slot = tokio::time::timeout(opts.timeout, state.sparql_slots.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sparql_busy",
+                format!(
+                    "all {} SPARQL slots stayed busy for the time limit ({:?}); retry later",
+                    c.sparql_max_concurrent, opts.timeout
+                ),
+            )
+        })?;
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    // The address-space limit applies to the worker alone (ulimit in its own shell, then exec).
+    cmd.arg("-c")
+        .arg("ulimit -v \"$1\" || exit 97; shift; exec \"$@\"")
+        .arg("clew-sparql-worker")
+        .arg((c.sparql_memory_mb * 1024).to_string())
+        .arg(exe)
+        .arg("sparql-worker")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--format")
+        .arg(fmt.name())
+        .arg("--max-results")
+        .arg(opts.max_results.to_string())
+        .arg("--timeout-ms")
+        .arg(opts.timeout.as_millis().to_string());
+    if opts.allow_service {
+        cmd.arg("--allow-service");
+    }
+    for g in &opts.default_graph_uris {
+        cmd.arg("--default-graph").arg(g);
+    }
+    for g in &opts.named_graph_uris {
+        cmd.arg("--named-graph").arg(g);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ApiError::internal(format!("cannot start the SPARQL worker: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        stdin
+            .write_all(query.as_bytes())
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot send the query to its worker: {e}")))?;
+    }
+    // The worker stops itself at the limit when it can; a little grace, then it is killed
+    // (dropping the future kills the child).
+    let grace = opts.timeout + Duration::from_millis(250);
+    let out = match tokio::time::timeout(grace, child.wait_with_output()).await {
+        Err(_) => return Err(sparql::SparqlError::Timeout(opts.timeout).into()),
+        Ok(Err(e)) => return Err(ApiError::internal(format!("the SPARQL worker failed: {e}"))),
+        Ok(Ok(out)) => out,
+    };
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(report) = stderr
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<WorkerError>(l).ok())
+    {
+        let e = match report.code.as_str() {
+            "sparql_timeout" => sparql::SparqlError::Timeout(opts.timeout),
+            code => sparql::error_from_worker(code, report.message),
+        };
+        return Err(e.into());
+    }
+    // No report: it died — out of its address space (allocation failure aborts), or killed.
+    if stderr.contains("memory allocation")
+        || stderr.contains("bad_alloc")
+        || out.status.code().is_none()
+    {
+        return Err(sparql::SparqlError::MemoryLimit(c.sparql_memory_mb).into());
+    }
+    Err(ApiError::internal(format!(
+        "the SPARQL worker exited with {}: {}",
+        out.status,
+        stderr.lines().last().unwrap_or("")
+    )))
+}
+
+/// Arguments of `clew sparql-worker` (started by the server, not by people).
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub format: String,
+    #[arg(long)]
+    pub max_results: usize,
+    #[arg(long)]
+    pub timeout_ms: u64,
+    #[arg(long)]
+    pub allow_service: bool,
+    #[arg(long)]
+    pub default_graph: Vec<String>,
+    #[arg(long)]
+    pub named_graph: Vec<String>,
+}
+
+/// `clew sparql-worker`: reads a query on stdin, evaluates it on the store opened read-only,
+/// writes the serialized answer on stdout; on error, one JSON line `{code, message}` on stderr
+/// and exit status 3.
+pub fn worker(args: &WorkerArgs) -> ExitCode {
+    let fail = |e: sparql::SparqlError| {
+        let report = WorkerError {
+            code: e.kind().to_string(),
+            message: e.to_string(),
+        };
+        eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+        ExitCode::from(3)
+    };
+    let mut query = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut query) {
+        return fail(sparql::SparqlError::Internal(format!(
+            "reading the query: {e}"
+        )));
+    }
+    let store = match crate::store::Store::open_read_only(&args.data_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(e.into()),
+    };
+    let opts = SparqlOptions {
+        timeout: Duration::from_millis(args.timeout_ms),
+        max_results: args.max_results,
+        allow_service: args.allow_service,
+        default_graph_uris: args.default_graph.clone(),
+        named_graph_uris: args.named_graph.clone(),
+        ..SparqlOptions::default()
+    };
+    let token = opts.cancel.clone();
+    let limit = opts.timeout;
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        token.cancel();
+    });
+    let answer = store.sparql_query(&query, &opts).and_then(|a| {
+        let f = sparql::negotiate(a.kind(), None, Some(&args.format))?;
+        sparql::serialize(&a, f)
+    });
+    match answer {
+        Ok(bytes) => {
+            let mut out = std::io::stdout().lock();
+            if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
+                return ExitCode::from(4);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 async fn run_update(
