@@ -974,21 +974,24 @@ async fn sparql_protocol_queries_and_updates() -> Res {
     Ok(())
 }
 
+/// method, path, headers, body, expected status, code, and a word the message contains.
+type Case<'a> = (
+    Method,
+    String,
+    Vec<(&'a str, &'a str)>,
+    String,
+    StatusCode,
+    &'a str,
+    &'a str,
+);
+
 /// Bad SPARQL requests get a 4xx JSON error naming the problem, and change nothing.
 #[tokio::test]
 async fn sparql_bad_requests_are_named_and_change_nothing() -> Res {
     let api = Api::with_model()?;
     let rev = api.setup().await?;
     let bad_tuple = "INSERT DATA { <https://clew.dev/id/group/eng> <https://clew.dev/rel/member> <https://clew.dev/id/user/zoe> . <https://clew.dev/id/group/eng> <https://clew.dev/rel/owner> <https://clew.dev/id/user/zoe> }";
-    let cases: Vec<(
-        Method,
-        String,
-        Vec<(&str, &str)>,
-        String,
-        StatusCode,
-        &str,
-        &str,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::GET,
             format!(
