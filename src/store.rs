@@ -305,6 +305,48 @@ impl Store {
         Ok(found.then_some(out))
     }
 
+    /// The relationship tuples among logged quads (a revision's `added` or `removed` lines),
+    /// each with the graph it is in: plain triples, and conditional tuple nodes whose quads are
+    /// all among the lines. Quads that are not tuples are skipped.
+    pub fn tuples_in_log_lines(&self, lines: &[String]) -> Vec<(Tuple, String)> {
+        use oxigraph::io::{RdfFormat, RdfParser};
+        let text = lines.join("\n");
+        let mut out = Vec::new();
+        let mut nodes: Vec<(NamedNode, GraphName, Vec<Quad>)> = Vec::new();
+        for q in RdfParser::from_format(RdfFormat::NQuads).for_slice(text.as_bytes()) {
+            let Ok(q) = q else { continue };
+            let g = match &q.graph_name {
+                GraphName::NamedNode(n) => n.as_str().to_string(),
+                _ => String::new(),
+            };
+            if let Some(t) = self.plain_tuple(&q) {
+                out.push((t, g));
+                continue;
+            }
+            if let NamedOrBlankNode::NamedNode(n) = &q.subject {
+                if n.as_str().starts_with("https://clew.dev/tuple/") {
+                    match nodes
+                        .iter_mut()
+                        .find(|(m, mg, _)| m == n && *mg == q.graph_name)
+                    {
+                        Some((_, _, qs)) => qs.push(q),
+                        None => nodes.push((n.clone(), q.graph_name.clone(), vec![q])),
+                    }
+                }
+            }
+        }
+        for (_, g, quads) in nodes {
+            if let Ok(Some(t)) = self.parse_conditional(quads.into_iter().map(Ok)) {
+                let g = match &g {
+                    GraphName::NamedNode(n) => n.as_str().to_string(),
+                    _ => String::new(),
+                };
+                out.push((t, g));
+            }
+        }
+        out
+    }
+
     /// Every relationship tuple in the store (the tuple graph, the imported graph, and any other
     /// graph except Clew's own), with the graph it came from. Triples that are not tuples (their
     /// IRIs are outside the mapping) are skipped.

@@ -414,6 +414,16 @@ fn conditional_tuples_can_be_written_and_must_be_complete() {
     };
     assert_eq!(decide("monday"), Decision::Allowed);
     assert_eq!(decide("sunday"), Decision::Denied);
+    // The change log decodes back to the tuple, with its condition and graph (what watch sends).
+    let rev = clew.state().revision;
+    let entry = clew.store().revision_entry(rev).unwrap().unwrap();
+    let decoded = clew.store().tuples_in_log_lines(&entry.added);
+    assert_eq!(decoded.len(), 1, "{decoded:?}");
+    assert_eq!(
+        decoded[0].0.to_string(),
+        "folder:x#viewer@user:bob with weekday"
+    );
+    assert_eq!(decoded[0].1, TUPLES_GRAPH);
     // Removing the condition's name leaves an incomplete node: refused, nothing changes.
     let rev = clew.state().revision;
     let err = update(
