@@ -147,6 +147,7 @@ pub mod schema {
             ("user", s(), false),
             ("page_size", int(), false),
             ("cursor", s(), false),
+            ("at_least_as_fresh", int(), false),
         ])
     }
     pub fn model() -> Value {
