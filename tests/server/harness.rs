@@ -61,13 +61,15 @@ fn drain(
         let prefix = "clew listening on http://";
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if let (Some(tx), Some(rest)) = (&addr, line.strip_prefix(prefix)) {
-                let a = rest.split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(a);
-            }
+            // Recorded before the address is announced, so whoever gets the address also
+            // finds the startup line in the output.
             if let Ok(mut s) = into.lock() {
                 s.push_str(&line);
                 s.push('\n');
+            }
+            if let (Some(tx), Some(rest)) = (&addr, line.strip_prefix(prefix)) {
+                let a = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send(a);
             }
         }
     });
