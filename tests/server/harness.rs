@@ -151,8 +151,9 @@ impl Server {
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self) -> Res {
         if let Some(mut c) = self.child.take() {
-            c.kill()?;
+            let killed = c.kill();
             c.wait()?;
+            killed?;
         }
         Ok(())
     }
@@ -271,10 +272,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        let _ = self.kill();
         // Captured by the test harness: shown only when the test fails.
         let err = self.stderr();
         let tail: Vec<&str> = err.lines().rev().take(30).collect();
