@@ -301,7 +301,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.route(path, handler);
     }
     let request_id = HeaderName::from_static("x-request-id");
-    app.fallback(not_found)
+    // A known path with a method it does not serve gets the JSON error body too (and axum
+    // still adds the `Allow` header).
+    app.method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(
@@ -353,6 +356,18 @@ async fn not_found(req: Request) -> ApiError {
         "not_found",
         format!(
             "no route {} {} (see /openapi.json)",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {} (see /openapi.json)",
             req.method(),
             req.uri().path()
         ),
@@ -443,7 +458,11 @@ fn demo_banner(addr: &std::net::SocketAddr) -> String {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr: stdout carries only the startup line (and the demo banner), which
+    // scripts and tests read for the bound address.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second initialisation (tests) is harmless: the first subscriber stays.
     let _ = if json {
         builder.json().try_init()
@@ -498,6 +517,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             None => "memory".to_string(),
         };
         let revision = served.state().revision;
+        // Handlers first, address second: whoever waits for the address may signal at once.
+        let signal = shutdown_signal()?;
         tracing::info!(%addr, store, revision, "clew listening");
         println!("clew listening on http://{addr} (store: {store}, revision {revision})");
         if config.demo {
@@ -506,7 +527,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         let shutdown = state.shutdown.clone();
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move {
-                shutdown_signal().await;
+                signal.await;
                 tracing::info!("shutting down: finishing in-flight requests");
                 shutdown.send_replace(true);
             })
@@ -518,23 +539,29 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGTERM and SIGINT handlers now and returns a future that completes on the
+/// first of them. Installing them before the address is printed means a signal sent as soon
+/// as the server is reachable shuts it down gracefully instead of killing it.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))
+        };
+        let mut term = handler(SignalKind::terminate(), "SIGTERM")?;
+        let mut int = handler(SignalKind::interrupt(), "SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

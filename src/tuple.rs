@@ -173,6 +173,7 @@ impl Serialize for User {
 
 /// A condition attached to a tuple: its name and the parameter values written with it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TupleCondition {
     pub name: String,
     #[serde(default)]

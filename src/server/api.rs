@@ -2,7 +2,7 @@
 //! it was computed at; every read takes `at_least_as_fresh` (a revision an earlier write
 //! returned) and otherwise reads the latest state, which includes every acknowledged write.
 
-use super::error::{ApiError, Json, model_details};
+use super::error::{ApiError, Json, Path, model_details};
 use super::{AppState, blocking};
 use crate::engine::{
     self, CheckRequest, CheckResult, Decision, LookupRequest, Strategy, UserFilter,
@@ -12,7 +12,7 @@ use crate::service::Precondition;
 use crate::service::bulk::{Consistency, FilterRequest, PageRequest};
 use crate::store::TuplePattern;
 use crate::tuple::{ObjectRef, Tuple, TupleKey, TupleSpec, User};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -18,12 +18,12 @@
 //! `false` with `context.clew.missing` naming the parameters — never `true`.
 
 use super::api::{decision_json, depth, object, outcome, user, user_filter};
-use super::error::{ApiError, Json};
+use super::error::{ApiError, Json, Query};
 use super::{AppState, blocking};
 use crate::engine::{self, CheckRequest, CheckResult, Decision, LookupRequest};
 use crate::service::bulk::{Consistency, PageRequest};
 use crate::tuple::User;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -4,8 +4,8 @@
 //! change log is never truncated, so any past revision can be resumed from.
 
 use super::AppState;
-use super::error::ApiError;
-use axum::extract::{Query, State};
+use super::error::{ApiError, Query};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
