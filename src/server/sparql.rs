@@ -103,8 +103,17 @@ pub async fn endpoint(
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_body"
+        };
+        ApiError::new(status, code, r.body_text())
+    })?;
     let mut req = Request::default();
     if let Some(raw) = &raw {
         req.absorb(pairs(raw)?)?;
