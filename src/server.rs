@@ -144,6 +144,13 @@ pub fn routes() -> Vec<Route> {
             Some(b::expand()),
         ),
         r(
+            "/v1/attributes",
+            Method::POST,
+            post(api::attributes),
+            "An object's typed literal attributes (numbers, booleans, strings, dateTimes, durations) from every data graph",
+            Some(b::attributes()),
+        ),
+        r(
             "/v1/tuples/write",
             Method::POST,
             post(api::write),

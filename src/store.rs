@@ -29,8 +29,10 @@ use oxigraph::model::{
 use std::path::Path;
 use std::sync::Arc;
 
+mod attributes;
 mod read;
 mod sparql;
+pub use attributes::{Attribute, AttributeValue};
 pub use read::{ModelVersion, TuplePattern};
 pub use sparql::SparqlUpdateOutcome;
 

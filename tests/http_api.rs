@@ -1135,3 +1135,66 @@ async fn sparql_bad_requests_are_named_and_change_nothing() -> Res {
     );
     Ok(())
 }
+
+/// Literal values on a node, written with SPARQL in any data graph, come back typed; Clew's own
+/// vocabulary and graphs are not attributes.
+#[tokio::test]
+async fn attributes_are_typed_literals_from_the_graph() -> Res {
+    let api = Api::with_model()?;
+    api.setup().await?;
+    let update = r#"PREFIX ex: <http://example.org/>
+PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
+INSERT DATA {
+  <https://clew.dev/id/document/d1> ex:classification "secret" ; ex:level 3 ; ex:score 0.5 ;
+    ex:public false ; ex:expires "2027-01-01T00:00:00Z"^^xsd:dateTime ;
+    ex:retention "P30D"^^xsd:duration ; ex:title "Plan"@en .
+  GRAPH <http://example.org/hr> { <https://clew.dev/id/document/d1> ex:owner_count "2"^^xsd:integer }
+}"#;
+    let (s, _, text) = raw(
+        &api,
+        Method::POST,
+        "/sparql",
+        &[("content-type", "application/sparql-update")],
+        update,
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    let v = api
+        .ok("/v1/attributes", json!({"object": "document:d1"}))
+        .await?;
+    let attrs = v["attributes"].as_array().ok_or("no attributes")?;
+    let get = |name: &str| {
+        attrs
+            .iter()
+            .find(|a| a["name"] == name)
+            .map(|a| a["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        get("classification"),
+        json!({"type": "string", "value": "secret"})
+    );
+    assert_eq!(get("level"), json!({"type": "number", "value": 3}));
+    assert_eq!(get("score"), json!({"type": "number", "value": 0.5}));
+    assert_eq!(get("public"), json!({"type": "boolean", "value": false}));
+    assert_eq!(
+        get("expires"),
+        json!({"type": "datetime", "value": "2027-01-01T00:00:00Z"})
+    );
+    assert_eq!(
+        get("retention"),
+        json!({"type": "duration", "value": "P30D"})
+    );
+    assert_eq!(get("title"), json!({"type": "string", "value": "Plan"}));
+    assert_eq!(get("owner_count"), json!({"type": "number", "value": 2}));
+    assert!(attrs.iter().any(|a| a["graph"] == "http://example.org/hr"));
+    assert_eq!(attrs.len(), 8, "{v}");
+    // A node without literals has none; a bad id is a named 400.
+    let v = api
+        .ok("/v1/attributes", json!({"object": "document:d2"}))
+        .await?;
+    assert_eq!(v["attributes"], json!([]));
+    let (s, v) = api.post("/v1/attributes", json!({"object": "nope"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    Ok(())
+}

@@ -716,3 +716,29 @@ pub async fn revision(State(s): State<Arc<AppState>>) -> Reply {
         json!({"revision": state.revision, "model_id": state.model_id()}),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributesBody {
+    pub object: String,
+    #[serde(default)]
+    pub at_least_as_fresh: Option<u64>,
+}
+
+/// The typed literal attributes of an object's node (for conditions and for stewards).
+pub async fn attributes(State(s): State<Arc<AppState>>, Json(b): Json<AttributesBody>) -> Reply {
+    let o = object("object", &b.object)?;
+    blocking(move || {
+        let revision = s
+            .clew
+            .read_state(consistency(b.at_least_as_fresh))?
+            .revision;
+        let attributes = s.clew.store().attributes(&o)?;
+        Ok(axum::Json(json!({
+            "object": o.to_string(),
+            "attributes": attributes,
+            "revision": revision,
+        })))
+    })
+    .await
+}

@@ -115,6 +115,9 @@ pub mod schema {
             fresh(),
         ])
     }
+    pub fn attributes() -> Value {
+        obj(&[("object", s(), true), fresh()])
+    }
     pub fn expand() -> Value {
         obj(&[("object", s(), true), ("relation", s(), true), fresh()])
     }
