@@ -126,7 +126,7 @@ fn cases(cursor: &str, revision: u64) -> Vec<Case> {
         post("unknown field in a read", "/v1/tuples/read", json!({"objct": "doc:d1"}), 422, "invalid_request"),
         // Size limits.
         post("body over --max-body-bytes", "/v1/tuples/write",
-            json!({"writes": [t("user:zed", "viewer", &format!("doc:{}", "x".repeat(8 * MAX_BODY)))]}),
+            json!({"writes": [t("user:zed", "viewer", &format!("doc:{}", "x".repeat(MAX_BODY)))]}),
             413, "body_too_large"),
         post("batch over --max-batch", "/v1/batch-check",
             json!({"checks": [ok_check, ok_check, ok_check, ok_check]}), 400, "too_many_checks"),
