@@ -13,6 +13,7 @@ pub mod model;
 pub mod reference;
 pub mod server;
 pub mod service;
+pub mod sparql;
 pub mod store;
 pub mod testfile;
 pub mod tuple;

@@ -25,6 +25,10 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API, the SPARQL endpoint and AuthZEN over an on-disk (or in-memory) store.
     Serve(clew::server::ServeArgs),
+    /// (internal) Evaluate one SPARQL query read from stdin on a store opened read-only; the
+    /// server runs each query this way, under a memory budget and a time limit.
+    #[command(hide = true)]
+    SparqlWorker(clew::server::sparql::WorkerArgs),
     /// Load a model and/or tuple files into a store directory (one revision each).
     Load {
         /// Store directory (created if missing).
@@ -192,6 +196,7 @@ fn run(cli: Cli) -> Res<ExitCode> {
             clew::server::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::SparqlWorker(args) => Ok(clew::server::sparql::worker(&args)),
         Command::Load {
             store,
             model,

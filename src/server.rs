@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod sparql;
 pub mod watch;
 
 pub use config::{Config, ServeArgs};
@@ -47,12 +48,15 @@ pub struct AppState {
     pub revisions: tokio::sync::watch::Sender<u64>,
     /// Set when the server shuts down (ends `watch` streams so shutdown can finish).
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Slots for SPARQL requests (`sparql_max_concurrent`).
+    pub sparql_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(clew: Arc<Clew>, config: Config) -> Self {
         let revision = clew.state().revision;
         Self {
+            sparql_slots: Arc::new(tokio::sync::Semaphore::new(config.sparql_max_concurrent)),
             metrics: Metrics::new(clew.clone()),
             clew,
             config,
@@ -194,6 +198,20 @@ pub fn routes() -> Vec<Route> {
             get(api::revision),
             "The latest revision",
             None,
+        ),
+        r(
+            "/sparql",
+            Method::GET,
+            get(sparql::endpoint),
+            "SPARQL 1.1 query (`?query=`); results as JSON, XML, CSV, TSV, graphs as Turtle, N-Triples, JSON-LD, RDF/XML",
+            None,
+        ),
+        r(
+            "/sparql",
+            Method::POST,
+            post(sparql::endpoint),
+            "SPARQL 1.1 query or update (form, application/sparql-query, application/sparql-update); an update is one revision",
+            Some(b::sparql_update()),
         ),
         r(
             "/v1/watch",
@@ -456,7 +474,20 @@ fn init_logging(json: bool) {
 /// Resolves the configuration, opens the store and serves until SIGTERM or Ctrl-C; in-flight
 /// requests finish, then the store is flushed.
 pub fn run(args: &ServeArgs) -> Result<(), String> {
-    let config = Config::resolve(args)?;
+    let mut config = Config::resolve(args)?;
+    if !config.sparql_in_process {
+        // This very executable, even if its file is replaced while the server runs (Linux's
+        // /proc/<pid>/exe keeps pointing at the running image).
+        let proc_exe = std::path::PathBuf::from(format!("/proc/{}/exe", std::process::id()));
+        let exe = if proc_exe.exists() {
+            Ok(proc_exe)
+        } else {
+            std::env::current_exe()
+        };
+        if let (Some(dir), Ok(exe)) = (&config.data_dir, exe) {
+            config.sparql_worker = Some((exe, dir.clone()));
+        }
+    }
     init_logging(config.log_json);
     let clew = match &config.data_dir {
         Some(dir) => Clew::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?,

@@ -7,7 +7,9 @@
 //! acknowledged; readers load the state with one atomic pointer read and never lock.
 
 pub mod bulk;
+mod sparql;
 mod write;
+pub use sparql::SparqlUpdated;
 pub use write::Precondition;
 pub mod cache;
 
@@ -64,12 +66,18 @@ pub enum ServiceError {
     PreconditionFailed(String),
     #[error("a write must add or delete at least one tuple")]
     EmptyWrite,
+    #[error("{0}")]
+    Sparql(#[from] crate::sparql::SparqlError),
 }
 
 impl ServiceError {
     /// Whether the caller is at fault (a 4xx), as opposed to the service (a 5xx).
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, ServiceError::Store(_) | ServiceError::Poisoned)
+        match self {
+            ServiceError::Store(_) | ServiceError::Poisoned => false,
+            ServiceError::Sparql(e) => e.is_user_error(),
+            _ => true,
+        }
     }
 }
 
@@ -401,6 +409,13 @@ impl Clew {
         source: &str,
     ) -> Result<u64, ServiceError> {
         let revision = self.store.commit(changes, source)?;
+        self.advance(current, revision, changes);
+        Ok(revision)
+    }
+
+    /// Publishes the state after `revision`, which the store has committed: the current index
+    /// with `changes` applied, and the group closures updated to match.
+    fn advance(&self, current: &State, revision: u64, changes: &[TupleChange]) {
         let index = current.index.apply(revision, changes, TUPLES_GRAPH);
         let groups = current.groups.update(&index, changes);
         #[cfg(debug_assertions)]
@@ -413,7 +428,6 @@ impl Clew {
             Arc::new(index),
             Arc::new(groups),
         ));
-        Ok(revision)
     }
 
     /// A check against the current state; returns the result and the revision it was made at.

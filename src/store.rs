@@ -30,7 +30,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod read;
+mod sparql;
 pub use read::{ModelVersion, TuplePattern};
+pub use sparql::SparqlUpdateOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +93,23 @@ impl Store {
         {
             Ok(Self {
                 db: oxigraph::store::Store::open(path)?,
+                iris: IriMapper::default(),
+            })
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        {
+            let _ = path;
+            Err(StoreError::NoDisk)
+        }
+    }
+
+    /// Opens an on-disk store read-only (beside a process that writes it): it sees what was
+    /// committed when it was opened.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        #[cfg(feature = "rocksdb")]
+        {
+            Ok(Self {
+                db: oxigraph::store::Store::open_read_only(path)?,
                 iris: IriMapper::default(),
             })
         }
@@ -242,73 +261,13 @@ impl Store {
         source: &str,
     ) -> Result<u64, StoreError> {
         let mut tx = self.db.start_transaction()?;
-        let log = graph(LOG_GRAPH);
-        let mut current = 0;
-        for q in tx.quads_for_pattern(
-            Some(meta().as_ref().into()),
-            Some(clew("revision").as_ref()),
-            None,
-            Some(log.as_ref()),
-        ) {
-            let q = q?;
-            if let Term::Literal(l) = &q.object {
-                current = l.value().parse().map_err(|_| {
-                    StoreError::Corrupt(format!("revision counter '{}'", l.value()))
-                })?;
-            }
-        }
-        let next = current + 1;
         for q in removed {
             tx.remove(q);
         }
         for q in added {
             tx.insert(q);
         }
-        let rev = nn(&format!("https://clew.dev/revision/{next}"))?;
-        let text = |qs: &[Quad]| qs.iter().map(|q| format!("{q} .\n")).collect::<String>();
-        tx.remove(&Quad::new(
-            meta(),
-            clew("revision"),
-            int(current),
-            log.clone(),
-        ));
-        tx.insert(&Quad::new(meta(), clew("revision"), int(next), log.clone()));
-        tx.insert(&Quad::new(
-            rev.clone(),
-            rdf::TYPE,
-            clew("Revision"),
-            log.clone(),
-        ));
-        tx.insert(&Quad::new(
-            rev.clone(),
-            clew("number"),
-            int(next),
-            log.clone(),
-        ));
-        tx.insert(&Quad::new(
-            rev.clone(),
-            clew("time"),
-            Literal::new_typed_literal(now_rfc3339(), xsd::DATE_TIME),
-            log.clone(),
-        ));
-        tx.insert(&Quad::new(
-            rev.clone(),
-            clew("source"),
-            Literal::new_simple_literal(source),
-            log.clone(),
-        ));
-        tx.insert(&Quad::new(
-            rev.clone(),
-            clew("added"),
-            Literal::new_simple_literal(text(added)),
-            log.clone(),
-        ));
-        tx.insert(&Quad::new(
-            rev,
-            clew("removed"),
-            Literal::new_simple_literal(text(removed)),
-            log,
-        ));
+        let next = log_revision(&mut tx, added, removed, source)?;
         tx.commit()?;
         Ok(next)
     }
@@ -344,6 +303,48 @@ impl Store {
             }
         }
         Ok(found.then_some(out))
+    }
+
+    /// The relationship tuples among logged quads (a revision's `added` or `removed` lines),
+    /// each with the graph it is in: plain triples, and conditional tuple nodes whose quads are
+    /// all among the lines. Quads that are not tuples are skipped.
+    pub fn tuples_in_log_lines(&self, lines: &[String]) -> Vec<(Tuple, String)> {
+        use oxigraph::io::{RdfFormat, RdfParser};
+        let text = lines.join("\n");
+        let mut out = Vec::new();
+        let mut nodes: Vec<(NamedNode, GraphName, Vec<Quad>)> = Vec::new();
+        for q in RdfParser::from_format(RdfFormat::NQuads).for_slice(text.as_bytes()) {
+            let Ok(q) = q else { continue };
+            let g = match &q.graph_name {
+                GraphName::NamedNode(n) => n.as_str().to_string(),
+                _ => String::new(),
+            };
+            if let Some(t) = self.plain_tuple(&q) {
+                out.push((t, g));
+                continue;
+            }
+            if let NamedOrBlankNode::NamedNode(n) = &q.subject {
+                if n.as_str().starts_with("https://clew.dev/tuple/") {
+                    match nodes
+                        .iter_mut()
+                        .find(|(m, mg, _)| m == n && *mg == q.graph_name)
+                    {
+                        Some((_, _, qs)) => qs.push(q),
+                        None => nodes.push((n.clone(), q.graph_name.clone(), vec![q])),
+                    }
+                }
+            }
+        }
+        for (_, g, quads) in nodes {
+            if let Ok(Some(t)) = self.parse_conditional(quads.into_iter().map(Ok)) {
+                let g = match &g {
+                    GraphName::NamedNode(n) => n.as_str().to_string(),
+                    _ => String::new(),
+                };
+                out.push((t, g));
+            }
+        }
+        out
     }
 
     /// Every relationship tuple in the store (the tuple graph, the imported graph, and any other
@@ -408,15 +409,23 @@ impl Store {
         node: NamedNodeRef<'_>,
         g: GraphNameRef<'_>,
     ) -> Result<Option<Tuple>, StoreError> {
+        self.parse_conditional(
+            self.db
+                .quads_for_pattern(Some(node.into()), None, None, Some(g)),
+        )
+    }
+
+    /// A conditional tuple from the quads of its node, if they describe a complete one.
+    fn parse_conditional(
+        &self,
+        quads: impl IntoIterator<Item = Result<Quad, oxigraph::store::StorageError>>,
+    ) -> Result<Option<Tuple>, StoreError> {
         let mut object: Option<ObjectRef> = None;
         let mut relation: Option<String> = None;
         let mut user: Option<User> = None;
         let mut name: Option<String> = None;
         let mut context = serde_json::Map::new();
-        for q in self
-            .db
-            .quads_for_pattern(Some(node.into()), None, None, Some(g))
-        {
+        for q in quads {
             let q = q?;
             match (q.predicate.as_str().strip_prefix(NS), &q.object) {
                 (Some("object"), Term::NamedNode(n)) => object = self.iris.object_of(n.as_str()),
@@ -595,6 +604,57 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// Logs `added`/`removed` (already applied in `tx`) as the next revision in `tx`: bumps the
+/// counter and writes the revision node. Returns the new revision number.
+fn log_revision(
+    tx: &mut oxigraph::store::Transaction<'_>,
+    added: &[Quad],
+    removed: &[Quad],
+    source: &str,
+) -> Result<u64, StoreError> {
+    let log = graph(LOG_GRAPH);
+    let mut current = 0;
+    for q in tx.quads_for_pattern(
+        Some(meta().as_ref().into()),
+        Some(clew("revision").as_ref()),
+        None,
+        Some(log.as_ref()),
+    ) {
+        let q = q?;
+        if let Term::Literal(l) = &q.object {
+            current = l
+                .value()
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("revision counter '{}'", l.value())))?;
+        }
+    }
+    let next = current + 1;
+    let rev = nn(&format!("https://clew.dev/revision/{next}"))?;
+    let text = |qs: &[Quad]| qs.iter().map(|q| format!("{q} .\n")).collect::<String>();
+    tx.remove(&Quad::new(
+        meta(),
+        clew("revision"),
+        int(current),
+        log.clone(),
+    ));
+    tx.insert(&Quad::new(meta(), clew("revision"), int(next), log.clone()));
+    let lit = |s: &str| Literal::new_simple_literal(s);
+    for (p, o) in [
+        ("number", Term::from(int(next))),
+        (
+            "time",
+            Literal::new_typed_literal(now_rfc3339(), xsd::DATE_TIME).into(),
+        ),
+        ("source", lit(source).into()),
+        ("added", lit(&text(added)).into()),
+        ("removed", lit(&text(removed)).into()),
+    ] {
+        tx.insert(&Quad::new(rev.clone(), clew(p), o, log.clone()));
+    }
+    tx.insert(&Quad::new(rev, rdf::TYPE, clew("Revision"), log));
+    Ok(next)
 }
 
 /// Percent-encodes a name for use in an IRI path segment.

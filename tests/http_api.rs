@@ -105,7 +105,9 @@ impl Api {
                 ]}),
             )
             .await?;
-        v["revision"].as_u64().ok_or_else(|| format!("no revision in {v}"))
+        v["revision"]
+            .as_u64()
+            .ok_or_else(|| format!("no revision in {v}"))
     }
 
     async fn check(&self, user: &str, relation: &str, object: &str) -> Result<Value, String> {
@@ -213,7 +215,11 @@ async fn decisions_carry_revision_and_model_and_follow_writes() -> Res {
             json!({"user": "user:bob", "relation": "viewer", "object": "document:d1", "explain": true}),
         )
         .await?;
-    assert!(v["deny_trace"]["tried"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(
+        v["deny_trace"]["tried"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
     // Revoke, then a check at the returned revision denies.
     let w = api
         .ok(
@@ -250,7 +256,8 @@ async fn bulk_answers_over_http() -> Res {
     for i in 0..25 {
         writes.push(json!({"user": "group:eng#member", "relation": "viewer", "object": format!("document:x{i:02}")}));
     }
-    api.ok("/v1/tuples/write", json!({"writes": writes})).await?;
+    api.ok("/v1/tuples/write", json!({"writes": writes}))
+        .await?;
     // Lookup, paged: pages are disjoint and together equal the whole answer.
     let whole = api
         .ok(
@@ -358,9 +365,12 @@ async fn tuple_reads_page_by_pattern_and_writes_honour_preconditions() -> Res {
     let rev = api.setup().await?;
     let mut writes = Vec::new();
     for i in 0..7 {
-        writes.push(json!({"user": format!("user:u{i}"), "relation": "owner", "object": "document:big"}));
+        writes.push(
+            json!({"user": format!("user:u{i}"), "relation": "owner", "object": "document:big"}),
+        );
     }
-    api.ok("/v1/tuples/write", json!({"writes": writes})).await?;
+    api.ok("/v1/tuples/write", json!({"writes": writes}))
+        .await?;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -377,10 +387,16 @@ async fn tuple_reads_page_by_pattern_and_writes_honour_preconditions() -> Res {
             None => break,
         }
     }
-    assert_eq!(seen, (0..7).map(|i| format!("user:u{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        (0..7).map(|i| format!("user:u{i}")).collect::<Vec<_>>()
+    );
     // By type only, and by user: the conditional tuple comes back with its condition.
     let v = api
-        .ok("/v1/tuples/read", json!({"object": "document:", "user": "user:anne"}))
+        .ok(
+            "/v1/tuples/read",
+            json!({"object": "document:", "user": "user:anne"}),
+        )
         .await?;
     let t = v["tuples"].as_array().ok_or("no tuples")?;
     assert_eq!(t.len(), 1, "{v}");
@@ -483,33 +499,138 @@ async fn bad_input_gets_a_named_4xx_and_changes_nothing() -> Res {
     api.setup().await?;
     let (_, r0) = api.call(Method::GET, "/v1/revision", None).await;
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
-        ("/v1/check", json!({"user": "user:anne"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        ("/v1/check", json!({"user": 5, "relation": "viewer", "object": "document:d1"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        ("/v1/check", json!({"user": "anne", "relation": "viewer", "object": "document:d1"}), StatusCode::BAD_REQUEST, "invalid_id"),
-        ("/v1/check", json!({"user": "user:anne", "relation": "viewer", "object": "nodoc:d1"}), StatusCode::BAD_REQUEST, "unknown_type"),
-        ("/v1/check", json!({"user": "user:anne", "relation": "nope", "object": "document:d1"}), StatusCode::BAD_REQUEST, "unknown_relation"),
-        ("/v1/check", json!({"user": "user:anne", "relation": "viewer", "object": "document:d1", "max_depth": 11}), StatusCode::BAD_REQUEST, "depth_limit"),
-        ("/v1/batch-check", json!({"checks": [
+        (
+            "/v1/check",
+            json!({"user": "user:anne"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "/v1/check",
+            json!({"user": 5, "relation": "viewer", "object": "document:d1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "/v1/check",
+            json!({"user": "anne", "relation": "viewer", "object": "document:d1"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "/v1/check",
+            json!({"user": "user:anne", "relation": "viewer", "object": "nodoc:d1"}),
+            StatusCode::BAD_REQUEST,
+            "unknown_type",
+        ),
+        (
+            "/v1/check",
+            json!({"user": "user:anne", "relation": "nope", "object": "document:d1"}),
+            StatusCode::BAD_REQUEST,
+            "unknown_relation",
+        ),
+        (
+            "/v1/check",
+            json!({"user": "user:anne", "relation": "viewer", "object": "document:d1", "max_depth": 11}),
+            StatusCode::BAD_REQUEST,
+            "depth_limit",
+        ),
+        (
+            "/v1/batch-check",
+            json!({"checks": [
             {"user": "user:a", "relation": "viewer", "object": "document:d1"},
             {"user": "user:a", "relation": "viewer", "object": "document:d1"},
             {"user": "user:a", "relation": "viewer", "object": "document:d1"},
-            {"user": "user:a", "relation": "viewer", "object": "document:d1"}]}), StatusCode::BAD_REQUEST, "too_many_checks"),
-        ("/v1/tuples/write", json!({"writes": [{"user": "group:eng", "relation": "owner", "object": "document:d1"}]}), StatusCode::BAD_REQUEST, "invalid_tuple"),
-        ("/v1/tuples/write", json!({"writes": [
+            {"user": "user:a", "relation": "viewer", "object": "document:d1"}]}),
+            StatusCode::BAD_REQUEST,
+            "too_many_checks",
+        ),
+        (
+            "/v1/tuples/write",
+            json!({"writes": [{"user": "group:eng", "relation": "owner", "object": "document:d1"}]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_tuple",
+        ),
+        (
+            "/v1/tuples/write",
+            json!({"writes": [
             {"user": "user:z", "relation": "owner", "object": "document:d1"},
-            {"user": "user:z", "relation": "owner", "object": "document:d1"}]}), StatusCode::BAD_REQUEST, "duplicate_tuple"),
-        ("/v1/tuples/write", json!({"writes": [{"user": "user:bob", "relation": "owner", "object": "document:d2"}]}), StatusCode::CONFLICT, "tuple_exists"),
-        ("/v1/tuples/write", json!({"deletes": [{"user": "user:nobody", "relation": "owner", "object": "document:d2"}]}), StatusCode::CONFLICT, "tuple_not_found"),
-        ("/v1/tuples/write", json!({}), StatusCode::BAD_REQUEST, "empty_write"),
-        ("/v1/tuples/write", json!({"writes": [], "extra": true}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        ("/v1/tuples/read", json!({"cursor": "zzz"}), StatusCode::BAD_REQUEST, "invalid_cursor"),
-        ("/v1/tuples/read", json!({"page_size": 0}), StatusCode::BAD_REQUEST, "invalid_page_size"),
-        ("/v1/lookup", json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "limit": 0}), StatusCode::BAD_REQUEST, "invalid_page_size"),
-        ("/v1/filter", json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "candidates": ["a:1", "b:2", "c:3", "d:4"]}), StatusCode::BAD_REQUEST, "too_many_candidates"),
-        ("/v1/filter", json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "candidates": ["group:eng"]}), StatusCode::BAD_REQUEST, "invalid_candidate"),
-        ("/v1/filter", json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "candidates": [], "strategy": "magic"}), StatusCode::BAD_REQUEST, "invalid_strategy"),
-        ("/v1/model", json!({"dsl": 3}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        ("/v1/check", json!({"user": "user:anne", "relation": "viewer", "object": format!("document:{}", "x".repeat(3000))}), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            {"user": "user:z", "relation": "owner", "object": "document:d1"}]}),
+            StatusCode::BAD_REQUEST,
+            "duplicate_tuple",
+        ),
+        (
+            "/v1/tuples/write",
+            json!({"writes": [{"user": "user:bob", "relation": "owner", "object": "document:d2"}]}),
+            StatusCode::CONFLICT,
+            "tuple_exists",
+        ),
+        (
+            "/v1/tuples/write",
+            json!({"deletes": [{"user": "user:nobody", "relation": "owner", "object": "document:d2"}]}),
+            StatusCode::CONFLICT,
+            "tuple_not_found",
+        ),
+        (
+            "/v1/tuples/write",
+            json!({}),
+            StatusCode::BAD_REQUEST,
+            "empty_write",
+        ),
+        (
+            "/v1/tuples/write",
+            json!({"writes": [], "extra": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "/v1/tuples/read",
+            json!({"cursor": "zzz"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+        ),
+        (
+            "/v1/tuples/read",
+            json!({"page_size": 0}),
+            StatusCode::BAD_REQUEST,
+            "invalid_page_size",
+        ),
+        (
+            "/v1/lookup",
+            json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "limit": 0}),
+            StatusCode::BAD_REQUEST,
+            "invalid_page_size",
+        ),
+        (
+            "/v1/filter",
+            json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "candidates": ["a:1", "b:2", "c:3", "d:4"]}),
+            StatusCode::BAD_REQUEST,
+            "too_many_candidates",
+        ),
+        (
+            "/v1/filter",
+            json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "candidates": ["group:eng"]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_candidate",
+        ),
+        (
+            "/v1/filter",
+            json!({"user": "user:anne", "relation": "viewer", "object_type": "document", "candidates": [], "strategy": "magic"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_strategy",
+        ),
+        (
+            "/v1/model",
+            json!({"dsl": 3}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "/v1/check",
+            json!({"user": "user:anne", "relation": "viewer", "object": format!("document:{}", "x".repeat(3000))}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
     ];
     for (path, body, status, code) in cases {
         let (s, v) = api.post(path, body.clone()).await;
@@ -558,7 +679,10 @@ async fn authzen_maps_onto_check_lookup_and_subjects() -> Res {
                    "resource": {"type": "document", "id": "d1"}}),
         )
         .await?;
-    assert!(v["context"]["clew"]["explanation"]["path"].is_array(), "{v}");
+    assert!(
+        v["context"]["clew"]["explanation"]["path"].is_array(),
+        "{v}"
+    );
     // Missing condition context is a false decision that names what is missing.
     let v = api
         .ok(
@@ -578,7 +702,9 @@ async fn authzen_maps_onto_check_lookup_and_subjects() -> Res {
                    {"resource": {"type": "document", "id": "pub"}}],
                "options": {"evaluations_semantic": semantic}})
     };
-    let v = api.ok("/access/v1/evaluations", body("execute_all")).await?;
+    let v = api
+        .ok("/access/v1/evaluations", body("execute_all"))
+        .await?;
     let d: Vec<bool> = v["evaluations"]
         .as_array()
         .ok_or("none")?
@@ -653,11 +779,359 @@ async fn metrics_count_decisions_and_report_the_revision() -> Res {
     let req = Request::builder().uri("/metrics").body(Body::empty())?;
     let resp = api.app.clone().oneshot(req).await?;
     assert_eq!(resp.status(), StatusCode::OK);
-    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await?.to_vec())?;
-    assert!(text.contains("clew_decisions_total{operation=\"check\",outcome=\"allowed\"} 1"), "{text}");
-    assert!(text.contains("clew_decisions_total{operation=\"check\",outcome=\"denied\"} 1"), "{text}");
+    let text = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await?
+            .to_vec(),
+    )?;
+    assert!(
+        text.contains("clew_decisions_total{operation=\"check\",outcome=\"allowed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("clew_decisions_total{operation=\"check\",outcome=\"denied\"} 1"),
+        "{text}"
+    );
     assert!(text.contains(&format!("clew_revision {rev}")), "{text}");
-    assert!(text.contains("clew_writes_total{kind=\"tuples\"} 1"), "{text}");
+    assert!(
+        text.contains("clew_writes_total{kind=\"tuples\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("clew_http_request_duration_seconds_count{route=\"/v1/check\",method=\"POST\",status=\"200\"} 2"), "{text}");
+    Ok(())
+}
+
+/// A raw request: method, path (with query string), headers, body; returns status, headers,
+/// body text.
+async fn raw(
+    api: &Api,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(StatusCode, axum::http::HeaderMap, String), Box<dyn std::error::Error>> {
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let Ok(resp) = api
+        .app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string()))?)
+        .await;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 26).await?;
+    Ok((status, headers, String::from_utf8(bytes.to_vec())?))
+}
+
+fn form(pairs: &[(&str, &str)]) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(serde_urlencoded::to_string(pairs)?)
+}
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+/// The SPARQL 1.1 Protocol: every way of sending a query, content negotiation, and an update
+/// whose tuples take effect in the very next decision.
+#[tokio::test]
+async fn sparql_protocol_queries_and_updates() -> Res {
+    let api = Api::with_model()?;
+    let rev = api.setup().await?;
+    let members =
+        "SELECT ?u WHERE { <https://clew.dev/id/group/eng> <https://clew.dev/rel/member> ?u }";
+    let anne = "https://clew.dev/id/user/anne";
+    // GET, form POST and direct POST answer the same, with the revision.
+    let q = form(&[("query", members)])?;
+    for (method, path, headers, body) in [
+        (Method::GET, format!("/sparql?{q}"), vec![], String::new()),
+        (Method::POST, "/sparql".to_string(), vec![FORM], q.clone()),
+        (
+            Method::POST,
+            "/sparql".to_string(),
+            vec![("content-type", "application/sparql-query")],
+            members.to_string(),
+        ),
+    ] {
+        let (s, h, text) = raw(&api, method.clone(), &path, &headers, &body).await?;
+        assert_eq!(s, StatusCode::OK, "{method} {text}");
+        assert_eq!(h["content-type"], "application/sparql-results+json");
+        assert_eq!(h["x-clew-revision"].to_str()?, rev.to_string());
+        let v: Value = serde_json::from_str(&text)?;
+        assert_eq!(v["head"]["vars"], json!(["u"]));
+        assert_eq!(v["results"]["bindings"][0]["u"]["value"], anne, "{text}");
+        assert_eq!(v["results"]["bindings"].as_array().map(Vec::len), Some(1));
+    }
+    // Content negotiation: CSV, TSV, XML; graphs as Turtle, N-Triples, JSON-LD, RDF/XML.
+    for (accept, ctype, needle) in [
+        (
+            "text/csv",
+            "text/csv; charset=utf-8",
+            "u\r\nhttps://clew.dev/id/user/anne",
+        ),
+        (
+            "text/tab-separated-values",
+            "text/tab-separated-values; charset=utf-8",
+            "?u\n<https://clew.dev/id/user/anne>",
+        ),
+        (
+            "application/sparql-results+xml",
+            "application/sparql-results+xml",
+            "<uri>https://clew.dev/id/user/anne</uri>",
+        ),
+    ] {
+        let (s, h, text) = raw(
+            &api,
+            Method::GET,
+            &format!("/sparql?{q}"),
+            &[("accept", accept)],
+            "",
+        )
+        .await?;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(h["content-type"], ctype);
+        assert!(text.contains(needle), "{accept}: {text:?}");
+    }
+    let construct = form(&[(
+        "query",
+        "CONSTRUCT { ?g <http://e/has> ?u } WHERE { ?g <https://clew.dev/rel/member> ?u }",
+    )])?;
+    for (accept, ctype, needle) in [
+        (
+            "text/turtle",
+            "text/turtle",
+            "<http://e/has> <https://clew.dev/id/user/anne>",
+        ),
+        (
+            "application/n-triples",
+            "application/n-triples",
+            "<https://clew.dev/id/group/eng> <http://e/has> <https://clew.dev/id/user/anne> .",
+        ),
+        ("application/ld+json", "application/ld+json", "\"@id\""),
+        ("application/rdf+xml", "application/rdf+xml", "rdf:RDF"),
+    ] {
+        let (s, h, text) = raw(
+            &api,
+            Method::GET,
+            &format!("/sparql?{construct}"),
+            &[("accept", accept)],
+            "",
+        )
+        .await?;
+        assert_eq!(s, StatusCode::OK, "{accept}: {text}");
+        assert_eq!(h["content-type"], ctype);
+        assert!(text.contains(needle), "{accept}: {text}");
+    }
+    let (s, _, text) = raw(
+        &api,
+        Method::GET,
+        &format!("/sparql?{q}"),
+        &[("accept", "image/png")],
+        "",
+    )
+    .await?;
+    assert_eq!(s, StatusCode::NOT_ACCEPTABLE, "{text}");
+    // An update by form and by direct POST: one revision each, seen by the next check.
+    assert_eq!(
+        api.check("user:zoe", "viewer", "document:d1").await?["allowed"],
+        false
+    );
+    let insert = "INSERT DATA { GRAPH <https://clew.dev/graph/tuples> { <https://clew.dev/id/group/eng> <https://clew.dev/rel/member> <https://clew.dev/id/user/zoe> } }";
+    let (s, h, text) = raw(
+        &api,
+        Method::POST,
+        "/sparql",
+        &[FORM],
+        &form(&[("update", insert)])?,
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    let v: Value = serde_json::from_str(&text)?;
+    assert_eq!(v["revision"], rev + 1);
+    assert_eq!(v["changed"], true);
+    assert_eq!(h["x-clew-revision"].to_str()?, (rev + 1).to_string());
+    let c = api.check("user:zoe", "viewer", "document:d1").await?;
+    assert_eq!(c["allowed"], true);
+    assert_eq!(c["revision"], rev + 1);
+    let delete = "DELETE DATA { GRAPH <https://clew.dev/graph/tuples> { <https://clew.dev/id/group/eng> <https://clew.dev/rel/member> <https://clew.dev/id/user/zoe> } }";
+    let (s, _, text) = raw(
+        &api,
+        Method::POST,
+        "/sparql",
+        &[("content-type", "application/sparql-update")],
+        delete,
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    assert_eq!(
+        api.check("user:zoe", "viewer", "document:d1").await?["allowed"],
+        false
+    );
+    // The tuple API sees SPARQL's writes too.
+    let v = api
+        .ok("/v1/tuples/read", json!({"object": "group:eng"}))
+        .await?;
+    assert_eq!(v["tuples"].as_array().map(Vec::len), Some(1), "{v}");
+    Ok(())
+}
+
+/// method, path, headers, body, expected status, code, and a word the message contains.
+type Case<'a> = (
+    Method,
+    String,
+    Vec<(&'a str, &'a str)>,
+    String,
+    StatusCode,
+    &'a str,
+    &'a str,
+);
+
+/// Bad SPARQL requests get a 4xx JSON error naming the problem, and change nothing.
+#[tokio::test]
+async fn sparql_bad_requests_are_named_and_change_nothing() -> Res {
+    let api = Api::with_model()?;
+    let rev = api.setup().await?;
+    let bad_tuple = "INSERT DATA { <https://clew.dev/id/group/eng> <https://clew.dev/rel/member> <https://clew.dev/id/user/zoe> . <https://clew.dev/id/group/eng> <https://clew.dev/rel/owner> <https://clew.dev/id/user/zoe> }";
+    let cases: Vec<Case> = vec![
+        (
+            Method::GET,
+            format!(
+                "/sparql?{}",
+                form(&[("query", "SELECT * WHERE { ?s ?p }")])?
+            ),
+            vec![],
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "sparql_syntax",
+            "1:",
+        ),
+        (
+            Method::POST,
+            "/sparql".into(),
+            vec![FORM],
+            form(&[("update", "INSERT DATA { ?s ?p ?o }")])?,
+            StatusCode::BAD_REQUEST,
+            "sparql_syntax",
+            "error",
+        ),
+        (
+            Method::POST,
+            "/sparql".into(),
+            vec![FORM],
+            form(&[("update", bad_tuple)])?,
+            StatusCode::BAD_REQUEST,
+            "sparql_invalid_tuple",
+            "rel/owner",
+        ),
+        (
+            Method::POST,
+            "/sparql".into(),
+            vec![FORM],
+            form(&[("update", "CLEAR ALL")])?,
+            StatusCode::FORBIDDEN,
+            "sparql_read_only_graph",
+            "read-only",
+        ),
+        (
+            Method::POST,
+            "/sparql".into(),
+            vec![FORM],
+            form(&[("update", "LOAD <http://127.0.0.1:9/x.ttl>")])?,
+            StatusCode::FORBIDDEN,
+            "sparql_refused",
+            "LOAD",
+        ),
+        (
+            Method::GET,
+            format!(
+                "/sparql?{}",
+                form(&[(
+                    "query",
+                    "SELECT * { SERVICE <http://127.0.0.1:9/> { ?s ?p ?o } }"
+                )])?
+            ),
+            vec![],
+            String::new(),
+            StatusCode::FORBIDDEN,
+            "sparql_refused",
+            "SERVICE",
+        ),
+        (
+            Method::GET,
+            format!("/sparql?{}", form(&[("update", "CLEAR DEFAULT")])?),
+            vec![],
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "POST",
+        ),
+        (
+            Method::GET,
+            "/sparql".into(),
+            vec![],
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "no SPARQL",
+        ),
+        (
+            Method::POST,
+            "/sparql".into(),
+            vec![FORM],
+            form(&[("query", "ASK {}"), ("update", "CLEAR DEFAULT")])?,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "not both",
+        ),
+        (
+            Method::POST,
+            "/sparql".into(),
+            vec![("content-type", "application/json")],
+            "{}".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "application/sparql-query",
+        ),
+        (
+            Method::GET,
+            format!(
+                "/sparql?{}",
+                form(&[("query", "ASK {}"), ("query", "ASK {}")])?
+            ),
+            vec![],
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "more than once",
+        ),
+        (
+            Method::GET,
+            format!(
+                "/sparql?{}",
+                form(&[("query", "ASK {}"), ("default-graph-uri", "not an iri")])?
+            ),
+            vec![],
+            String::new(),
+            StatusCode::BAD_REQUEST,
+            "sparql_syntax",
+            "not an iri",
+        ),
+    ];
+    for (method, path, headers, body, status, code, needle) in cases {
+        let (s, _, text) = raw(&api, method.clone(), &path, &headers, &body).await?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}: {text}"))?;
+        assert_eq!(s, status, "{method} {path} {body}: {text}");
+        assert_eq!(v["code"], code, "{text}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.contains(needle)),
+            "{text} should mention {needle}"
+        );
+        assert!(v["details"].is_object());
+        let (_, r) = api.call(Method::GET, "/v1/revision", None).await;
+        assert_eq!(r["revision"], rev, "{path} changed the store");
+    }
+    assert_eq!(
+        api.check("user:zoe", "member", "group:eng").await?["allowed"],
+        false
+    );
     Ok(())
 }

@@ -543,6 +543,9 @@ pub struct ReadBody {
     pub page_size: Option<usize>,
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Fail (`future_revision`) unless the store has reached this revision.
+    #[serde(default)]
+    pub at_least_as_fresh: Option<u64>,
 }
 
 const DEFAULT_READ_PAGE: usize = 100;
@@ -600,7 +603,12 @@ pub async fn read(State(s): State<Arc<AppState>>, Json(b): Json<ReadBody>) -> Re
         })?),
     };
     blocking(move || {
-        let revision = s.clew.state().revision;
+        // Tuples are read from the store's latest committed state, which is at least this
+        // revision (a write publishes its state after it commits).
+        let revision = s
+            .clew
+            .read_state(consistency(b.at_least_as_fresh))?
+            .revision;
         let all = s.clew.store().read_tuples(&pattern)?;
         let start = match &after {
             None => 0,

@@ -48,10 +48,26 @@ pub struct ServeArgs {
     /// Most rows (or triples) a SPARQL query may return [default: 100000].
     #[arg(long, env = "CLEW_SPARQL_MAX_RESULTS")]
     pub sparql_max_results: Option<usize>,
-    /// Allow SPARQL `SERVICE` (federated queries to other endpoints).
+    /// Most quads one SPARQL update may add and remove [default: 100000].
+    #[arg(long, env = "CLEW_SPARQL_MAX_UPDATE_QUADS")]
+    pub sparql_max_update_quads: Option<usize>,
+    /// Most SPARQL requests evaluated at once; more wait for a slot up to their time limit,
+    /// then get a 503 [default: 4].
+    #[arg(long, env = "CLEW_SPARQL_MAX_CONCURRENT")]
+    pub sparql_max_concurrent: Option<usize>,
+    /// Memory budget of one SPARQL query's worker process, in MiB [default: 2048]. With the
+    /// on-disk store each query runs in its own process (`clew sparql-worker`) under this
+    /// address-space limit and is killed at its time limit.
+    #[arg(long, env = "CLEW_SPARQL_MEMORY_MB")]
+    pub sparql_memory_mb: Option<u64>,
+    /// Run SPARQL queries in the server process even with the on-disk store (no memory budget;
+    /// a query that computes without reading the store cannot be stopped at its time limit).
+    #[arg(long, env = "CLEW_SPARQL_IN_PROCESS")]
+    pub sparql_in_process: bool,
+    /// Allow SPARQL `SERVICE` (federated queries to other endpoints, over plain HTTP).
     #[arg(long, env = "CLEW_SPARQL_ALLOW_SERVICE")]
     pub sparql_allow_service: bool,
-    /// Allow SPARQL `LOAD <url>`.
+    /// Allow SPARQL `LOAD <url>` (plain HTTP).
     #[arg(long, env = "CLEW_SPARQL_ALLOW_LOAD")]
     pub sparql_allow_load: bool,
     /// The URL clients reach this server at (for the AuthZEN metadata) [default: from the
@@ -76,6 +92,10 @@ struct FileConfig {
     max_batch: Option<usize>,
     sparql_timeout_ms: Option<u64>,
     sparql_max_results: Option<usize>,
+    sparql_max_update_quads: Option<usize>,
+    sparql_max_concurrent: Option<usize>,
+    sparql_memory_mb: Option<u64>,
+    sparql_in_process: Option<bool>,
     sparql_allow_service: Option<bool>,
     sparql_allow_load: Option<bool>,
     public_url: Option<String>,
@@ -96,6 +116,13 @@ pub struct Config {
     pub max_batch: usize,
     pub sparql_timeout: Duration,
     pub sparql_max_results: usize,
+    pub sparql_max_update_quads: usize,
+    pub sparql_max_concurrent: usize,
+    pub sparql_memory_mb: u64,
+    pub sparql_in_process: bool,
+    /// Set by `run` for the on-disk store: the executable and store directory SPARQL query
+    /// workers are started with. `None`: queries run in process.
+    pub sparql_worker: Option<(PathBuf, PathBuf)>,
     pub sparql_allow_service: bool,
     pub sparql_allow_load: bool,
     pub public_url: Option<String>,
@@ -115,6 +142,11 @@ impl Default for Config {
             max_batch: crate::service::bulk::MAX_BATCH_CHECKS,
             sparql_timeout: Duration::from_millis(5_000),
             sparql_max_results: 100_000,
+            sparql_max_update_quads: 100_000,
+            sparql_max_concurrent: 4,
+            sparql_memory_mb: 2048,
+            sparql_in_process: false,
+            sparql_worker: None,
             sparql_allow_service: false,
             sparql_allow_load: false,
             public_url: None,
@@ -171,6 +203,20 @@ impl Config {
                 .sparql_max_results
                 .or(file.sparql_max_results)
                 .unwrap_or(d.sparql_max_results),
+            sparql_max_update_quads: args
+                .sparql_max_update_quads
+                .or(file.sparql_max_update_quads)
+                .unwrap_or(d.sparql_max_update_quads),
+            sparql_max_concurrent: args
+                .sparql_max_concurrent
+                .or(file.sparql_max_concurrent)
+                .unwrap_or(d.sparql_max_concurrent),
+            sparql_memory_mb: args
+                .sparql_memory_mb
+                .or(file.sparql_memory_mb)
+                .unwrap_or(d.sparql_memory_mb),
+            sparql_in_process: args.sparql_in_process || file.sparql_in_process.unwrap_or(false),
+            sparql_worker: None,
             sparql_allow_service: args.sparql_allow_service
                 || file.sparql_allow_service.unwrap_or(false),
             sparql_allow_load: args.sparql_allow_load || file.sparql_allow_load.unwrap_or(false),
@@ -192,11 +238,23 @@ impl Config {
             ("max_batch", self.max_batch as u64),
             ("sparql_timeout_ms", self.sparql_timeout.as_millis() as u64),
             ("sparql_max_results", self.sparql_max_results as u64),
+            (
+                "sparql_max_update_quads",
+                self.sparql_max_update_quads as u64,
+            ),
+            ("sparql_max_concurrent", self.sparql_max_concurrent as u64),
+            ("sparql_memory_mb", self.sparql_memory_mb),
         ];
         for (name, v) in positive {
             if v == 0 {
                 return Err(format!("{name} must be positive"));
             }
+        }
+        if self.sparql_memory_mb < 512 {
+            return Err(format!(
+                "sparql_memory_mb {} is too small: a query worker needs about 500 MiB of address space to open the store",
+                self.sparql_memory_mb
+            ));
         }
         if self.max_page_size > crate::service::bulk::MAX_PAGE_SIZE {
             return Err(format!(

@@ -122,6 +122,20 @@ impl From<ServiceError> for ApiError {
                 RequestError::CursorRevision { .. } => (S::BAD_REQUEST, "cursor_revision"),
                 RequestError::FutureRevision { .. } => (S::BAD_REQUEST, "future_revision"),
             },
+            ServiceError::Sparql(e) => {
+                use crate::sparql::SparqlError as Q;
+                let status = match e {
+                    Q::Syntax(_) | Q::InvalidTuple(_) | Q::Evaluation(_) => S::BAD_REQUEST,
+                    Q::Refused(_) | Q::ReadOnlyGraph(_) => S::FORBIDDEN,
+                    Q::Timeout(_) => S::SERVICE_UNAVAILABLE,
+                    Q::TooManyResults(_) | Q::UpdateTooLarge(_) | Q::MemoryLimit(_) => {
+                        S::UNPROCESSABLE_ENTITY
+                    }
+                    Q::NotAcceptable { .. } => S::NOT_ACCEPTABLE,
+                    Q::Internal(_) => S::INTERNAL_SERVER_ERROR,
+                };
+                (status, e.kind())
+            }
             ServiceError::Store(_) => (S::INTERNAL_SERVER_ERROR, "storage_error"),
             ServiceError::Poisoned => (S::INTERNAL_SERVER_ERROR, "internal"),
             #[allow(unreachable_patterns)]
@@ -134,6 +148,12 @@ impl From<ServiceError> for ApiError {
             }
         };
         Self::new(status, code, message)
+    }
+}
+
+impl From<crate::sparql::SparqlError> for ApiError {
+    fn from(e: crate::sparql::SparqlError) -> Self {
+        ServiceError::Sparql(e).into()
     }
 }
 

@@ -147,6 +147,7 @@ pub mod schema {
             ("user", s(), false),
             ("page_size", int(), false),
             ("cursor", s(), false),
+            ("at_least_as_fresh", int(), false),
         ])
     }
     pub fn model() -> Value {
@@ -201,7 +202,13 @@ pub fn document(routes: &[Route]) -> Value {
         });
         if let Some(body) = &r.body {
             let content = if body.get("type") == Some(&json!("string")) {
-                json!({"application/sparql-update": {"schema": body}})
+                let form = json!({"type": "object", "properties": {
+                    "query": {"type": "string"}, "update": {"type": "string"},
+                    "default-graph-uri": {"type": "string"}, "named-graph-uri": {"type": "string"},
+                    "using-graph-uri": {"type": "string"}, "using-named-graph-uri": {"type": "string"}}});
+                json!({"application/sparql-query": {"schema": {"type": "string"}},
+                       "application/sparql-update": {"schema": body},
+                       "application/x-www-form-urlencoded": {"schema": form}})
             } else {
                 json!({"application/json": {"schema": body}})
             };
@@ -209,6 +216,14 @@ pub fn document(routes: &[Route]) -> Value {
         }
         if r.path.contains("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        }
+        if r.path == "/sparql" && r.method == axum::http::Method::GET {
+            op["parameters"] = json!([
+                {"name": "query", "in": "query", "required": true, "schema": {"type": "string"}},
+                {"name": "default-graph-uri", "in": "query", "required": false, "schema": {"type": "string"}},
+                {"name": "named-graph-uri", "in": "query", "required": false, "schema": {"type": "string"}},
+                {"name": "format", "in": "query", "required": false, "schema": {"type": "string", "enum": ["json", "xml", "csv", "tsv", "turtle", "ntriples", "jsonld", "rdfxml"]}}
+            ]);
         }
         if r.path == "/v1/watch" {
             op["parameters"] = json!([{"name": "since", "in": "query", "required": false, "schema": {"type": "integer"}}]);

@@ -42,10 +42,24 @@ fn event_of(app: &AppState, n: u64) -> Result<Event, String> {
         .revision_entry(n)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("revision {n} is missing from the change log"))?;
+    let store = app.clew.store();
+    let tuples = |lines: &[String]| {
+        store
+            .tuples_in_log_lines(lines)
+            .into_iter()
+            .map(|(t, graph)| {
+                let mut v = json!(crate::tuple::TupleSpec::from(&t));
+                v["graph"] = json!(graph);
+                v
+            })
+            .collect::<Vec<_>>()
+    };
     let data = json!({
         "revision": n,
         "time": entry.time,
         "source": entry.source,
+        "tuples_added": tuples(&entry.added),
+        "tuples_removed": tuples(&entry.removed),
         "added": entry.added,
         "removed": entry.removed,
     });

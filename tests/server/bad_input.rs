@@ -217,11 +217,149 @@ fn cases(cursor: &str, revision: u64) -> Vec<Case> {
     table
 }
 
-/// SPARQL cases (bad query syntax, an update that violates the model, …) in the same form:
-/// each must be a named 4xx that changes nothing. Empty until the `/sparql` endpoint exists;
-/// add them here and [`bad_requests_get_a_named_json_4xx_and_change_nothing`] runs them.
+/// SPARQL cases in the same form: each must be a named 4xx that changes nothing.
 pub fn sparql_cases() -> Vec<Case> {
-    Vec::new()
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+    const UPDATE: Option<&str> = Some("application/sparql-update");
+    let form = |pairs: &[(&str, &str)]| serde_urlencoded::to_string(pairs).unwrap_or_default();
+    let id = "https://clew.dev/id/";
+    let rel = "https://clew.dev/rel/";
+    let good = format!("<{id}doc/d9> <{rel}viewer> <{id}user/zed>");
+    vec![
+        raw(
+            "sparql query syntax",
+            "POST",
+            "/sparql",
+            FORM,
+            form(&[("query", "SELECT * WHERE { ?s ?p }")]),
+            400,
+            "sparql_syntax",
+        ),
+        raw(
+            "sparql query syntax by GET",
+            "GET",
+            &format!("/sparql?{}", form(&[("query", "SELEKT")])),
+            None,
+            "",
+            400,
+            "sparql_syntax",
+        ),
+        raw(
+            "sparql update syntax",
+            "POST",
+            "/sparql",
+            UPDATE,
+            "INSERT DATA { ?s ?p ?o }",
+            400,
+            "sparql_syntax",
+        ),
+        raw(
+            "sparql update the model forbids (whole update refused)",
+            "POST",
+            "/sparql",
+            UPDATE,
+            format!("INSERT DATA {{ {good} . <{id}doc/d9> <{rel}owner> <{id}user/zed> }}"),
+            400,
+            "sparql_invalid_tuple",
+        ),
+        raw(
+            "sparql update with a user type the relation does not allow",
+            "POST",
+            "/sparql",
+            UPDATE,
+            format!("INSERT DATA {{ {good} . <{id}doc/d9> <{rel}viewer> <{id}doc/d1> }}"),
+            400,
+            "sparql_invalid_tuple",
+        ),
+        raw(
+            "sparql update of the change log",
+            "POST",
+            "/sparql",
+            UPDATE,
+            "DELETE WHERE { GRAPH <https://clew.dev/graph/log> { ?s ?p ?o } }",
+            403,
+            "sparql_read_only_graph",
+        ),
+        raw(
+            "sparql CLEAR ALL",
+            "POST",
+            "/sparql",
+            UPDATE,
+            "CLEAR ALL",
+            403,
+            "sparql_read_only_graph",
+        ),
+        raw(
+            "sparql LOAD refused",
+            "POST",
+            "/sparql",
+            UPDATE,
+            "LOAD <http://127.0.0.1:9/x.ttl>",
+            403,
+            "sparql_refused",
+        ),
+        raw(
+            "sparql SERVICE refused",
+            "POST",
+            "/sparql",
+            FORM,
+            form(&[(
+                "query",
+                "SELECT * { SERVICE <http://127.0.0.1:9/> { ?s ?p ?o } }",
+            )]),
+            403,
+            "sparql_refused",
+        ),
+        raw(
+            "sparql update by GET",
+            "GET",
+            &format!("/sparql?{}", form(&[("update", "CLEAR DEFAULT")])),
+            None,
+            "",
+            400,
+            "invalid_request",
+        ),
+        raw(
+            "sparql with neither query nor update",
+            "POST",
+            "/sparql",
+            FORM,
+            "",
+            400,
+            "invalid_request",
+        ),
+        raw(
+            "sparql JSON body",
+            "POST",
+            "/sparql",
+            JSON,
+            "{}",
+            415,
+            "unsupported_media_type",
+        ),
+        {
+            let mut c = raw(
+                "sparql unacceptable format",
+                "POST",
+                "/sparql",
+                FORM,
+                form(&[("query", "ASK {}")]),
+                406,
+                "not_acceptable",
+            );
+            c.headers.push(("accept", "image/png".to_string()));
+            c
+        },
+        raw(
+            "sparql body over the limit",
+            "POST",
+            "/sparql",
+            UPDATE,
+            vec![b' '; MAX_BODY + 1],
+            413,
+            "body_too_large",
+        ),
+    ]
 }
 
 /// What a bad request must not change.

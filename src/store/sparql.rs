@@ -1,0 +1,295 @@
+//! SPARQL on the store. Queries read the latest committed state. An update runs in one
+//! transaction ([`crate::sparql::update::apply`]); its exact delta is then checked — Clew's own
+//! graphs (models, change log) are read-only, and every relationship tuple the delta creates must
+//! be admitted by the model — and turned into the tuple changes the index applies. Only then is
+//! the delta logged as one revision and committed; any error drops the transaction, so nothing
+//! of a rejected update is stored.
+
+use super::{Store, StoreError, clew, log_revision, nn};
+use crate::index::{Change, TupleChange};
+use crate::iri::{LOG_GRAPH, MODELS_GRAPH, REL, TUPLES_GRAPH};
+use crate::model::typesystem::TypeSystem;
+use crate::sparql::update::Delta;
+use crate::sparql::{self, Answer, SparqlError, SparqlOptions};
+use crate::tuple::{Tuple, TupleKey};
+use oxigraph::model::vocab::rdf;
+use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Term};
+use oxigraph::store::Transaction;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Conditional tuples are reified under this prefix (see [`crate::iri::IriMapper::conditional_tuple`]).
+const TUPLE_NODES: &str = "https://clew.dev/tuple/";
+
+impl From<StoreError> for SparqlError {
+    fn from(e: StoreError) -> Self {
+        SparqlError::Internal(e.to_string())
+    }
+}
+
+/// What an update did.
+#[derive(Debug, Default)]
+pub struct SparqlUpdateOutcome {
+    /// The revision holding the update; `None` when it changed nothing (no revision is made).
+    pub revision: Option<u64>,
+    /// Quads added and removed.
+    pub added: usize,
+    pub removed: usize,
+    /// The relationship tuples it changed, for the index: for each tuple key touched, a removal
+    /// followed by its stored form after the update, if any.
+    pub changes: Vec<TupleChange>,
+    /// Distinct tuple keys touched.
+    pub tuples_touched: usize,
+}
+
+fn graph_str(g: &GraphName) -> &str {
+    match g {
+        GraphName::NamedNode(n) => n.as_str(),
+        GraphName::DefaultGraph | GraphName::BlankNode(_) => "",
+    }
+}
+
+fn is_protected(g: &GraphName) -> bool {
+    matches!(graph_str(g), LOG_GRAPH | MODELS_GRAPH)
+}
+
+fn admitted(model: Option<&TypeSystem>, t: &Tuple, what: &str) -> Result<(), SparqlError> {
+    let Some(model) = model else {
+        return Err(SparqlError::InvalidTuple(format!(
+            "{what} would create the tuple {t}, but no authorization model has been written yet"
+        )));
+    };
+    model.validate_tuple(t).map_err(|e| {
+        SparqlError::InvalidTuple(format!(
+            "{what} would create the tuple {t}, which the model does not allow: {e}"
+        ))
+    })
+}
+
+impl Store {
+    /// Evaluates a SPARQL query (see [`sparql::query`] for its default dataset).
+    pub fn sparql_query(&self, text: &str, options: &SparqlOptions) -> Result<Answer, SparqlError> {
+        sparql::query(&self.db, text, options)
+    }
+
+    /// Applies a parsed update atomically (the caller is the single writer). See the module
+    /// documentation for what is checked.
+    pub fn sparql_update(
+        &self,
+        update: &spargebra::Update,
+        options: &SparqlOptions,
+        model: Option<&TypeSystem>,
+        source: &str,
+    ) -> Result<SparqlUpdateOutcome, SparqlError> {
+        let mut tx = self.db.start_transaction()?;
+        let delta = sparql::update::apply(&mut tx, update, options)?;
+        if delta.is_empty() {
+            return Ok(SparqlUpdateOutcome::default());
+        }
+        if let Some(q) = delta
+            .added
+            .iter()
+            .chain(&delta.removed)
+            .find(|q| is_protected(&q.graph_name))
+        {
+            return Err(SparqlError::ReadOnlyGraph(graph_str(&q.graph_name).into()));
+        }
+        let (changes, tuples_touched) = self.tuple_changes(&tx, &delta, model)?;
+        let revision = log_revision(&mut tx, &delta.added, &delta.removed, source)?;
+        tx.commit()?;
+        Ok(SparqlUpdateOutcome {
+            revision: Some(revision),
+            added: delta.added.len(),
+            removed: delta.removed.len(),
+            changes,
+            tuples_touched,
+        })
+    }
+
+    /// The tuple changes a delta makes, validating each tuple it creates.
+    fn tuple_changes(
+        &self,
+        tx: &Transaction<'_>,
+        delta: &Delta,
+        model: Option<&TypeSystem>,
+    ) -> Result<(Vec<TupleChange>, usize), SparqlError> {
+        let mut keys: BTreeSet<TupleKey> = BTreeSet::new();
+        let mut nodes: Vec<(NamedNode, GraphName)> = Vec::new();
+        let conditional_type = Term::NamedNode(clew("ConditionalTuple"));
+        let quads = delta
+            .added
+            .iter()
+            .map(|q| (q, true))
+            .chain(delta.removed.iter().map(|q| (q, false)));
+        for (q, added) in quads {
+            if q.predicate.as_str().starts_with(REL) {
+                match self.plain_tuple(q) {
+                    Some(t) => {
+                        if added {
+                            admitted(model, &t, &format!("the triple {q}"))?;
+                        }
+                        keys.insert(t.key());
+                    }
+                    None if added => {
+                        return Err(SparqlError::InvalidTuple(format!(
+                            "the triple {q} uses a Clew relation predicate, but its subject is not an object IRI or its object is not a user IRI under <{}> (type/id)",
+                            self.iris.base()
+                        )));
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            let node = match &q.subject {
+                NamedOrBlankNode::NamedNode(s) if s.as_str().starts_with(TUPLE_NODES) => {
+                    Some(s.clone())
+                }
+                NamedOrBlankNode::NamedNode(s)
+                    if q.predicate == rdf::TYPE && q.object == conditional_type =>
+                {
+                    Some(s.clone())
+                }
+                _ => None,
+            };
+            match node {
+                Some(n) if !nodes.iter().any(|(m, g)| *m == n && *g == q.graph_name) => {
+                    nodes.push((n, q.graph_name.clone()));
+                }
+                Some(_) => {}
+                None if added && graph_str(&q.graph_name) == TUPLES_GRAPH => {
+                    return Err(SparqlError::InvalidTuple(format!(
+                        "the triple {q} is not a relationship tuple: graph <{TUPLES_GRAPH}> holds only tuples (<object> <{REL}relation> <user>, or a clew:ConditionalTuple node); put other data in another graph"
+                    )));
+                }
+                None => {}
+            }
+        }
+        for (node, g) in &nodes {
+            // Its tuple before the update (from the committed store) is touched either way.
+            if let Some(before) = self.conditional_tuple(node.as_ref(), g.as_ref())? {
+                keys.insert(before.key());
+            }
+            let mut quads = Vec::new();
+            for q in tx.quads_for_pattern(Some(node.as_ref().into()), None, None, Some(g.as_ref()))
+            {
+                quads.push(Ok(q?));
+            }
+            if quads.is_empty() {
+                continue;
+            }
+            match self.parse_conditional(quads)? {
+                Some(t) => {
+                    admitted(model, &t, &format!("the conditional tuple node <{node}>"))?;
+                    keys.insert(t.key());
+                }
+                None => {
+                    return Err(SparqlError::InvalidTuple(format!(
+                        "after the update, <{node}> in graph <{}> is an incomplete conditional tuple: it needs clew:object (an object IRI), clew:relation (a relation IRI), clew:user (a user IRI) and clew:condition (the condition's name)",
+                        graph_str(g)
+                    )));
+                }
+            }
+        }
+        let touched = keys.len();
+        let mut changes = Vec::with_capacity(keys.len() * 2);
+        let tuples: Arc<str> = Arc::from(TUPLES_GRAPH);
+        for key in keys {
+            if let Some((t, g)) = self.stored_form_in(tx, &key)? {
+                changes.push(TupleChange {
+                    change: Change::Remove,
+                    tuple: t.clone(),
+                    graph: tuples.clone(),
+                });
+                changes.push(TupleChange {
+                    change: Change::Add,
+                    tuple: t,
+                    graph: g,
+                });
+            } else {
+                changes.push(TupleChange {
+                    change: Change::Remove,
+                    tuple: Tuple {
+                        object: key.object,
+                        relation: key.relation,
+                        user: key.user,
+                        condition: None,
+                    },
+                    graph: tuples.clone(),
+                });
+            }
+        }
+        Ok((changes, touched))
+    }
+
+    /// How a tuple key is stored in `tx` across the data graphs, if it is: an unconditional
+    /// triple wins over a conditional node, and the tuple graph over other graphs.
+    fn stored_form_in(
+        &self,
+        tx: &Transaction<'_>,
+        key: &TupleKey,
+    ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
+        let s = nn(&self.iris.object(&key.object))?;
+        let p = nn(&self.iris.relation(&key.relation))?;
+        let o = nn(&self.iris.user(&key.user))?;
+        let plain = Tuple {
+            object: key.object.clone(),
+            relation: key.relation.clone(),
+            user: key.user.clone(),
+            condition: None,
+        };
+        let mut other: Option<Arc<str>> = None;
+        for q in tx.quads_for_pattern(
+            Some(s.as_ref().into()),
+            Some(p.as_ref()),
+            Some(o.as_ref().into()),
+            None,
+        ) {
+            let q = q?;
+            if is_protected(&q.graph_name) {
+                continue;
+            }
+            let g = graph_str(&q.graph_name);
+            if g == TUPLES_GRAPH {
+                return Ok(Some((plain, Arc::from(TUPLES_GRAPH))));
+            }
+            other.get_or_insert_with(|| Arc::from(g));
+        }
+        if let Some(g) = other {
+            return Ok(Some((plain, g)));
+        }
+        let node = nn(&self
+            .iris
+            .conditional_tuple(&key.object, &key.relation, &key.user))?;
+        let ty = clew("ConditionalTuple");
+        let mut found: Option<(Tuple, Arc<str>)> = None;
+        for q in tx.quads_for_pattern(
+            Some(node.as_ref().into()),
+            Some(rdf::TYPE),
+            Some(ty.as_ref().into()),
+            None,
+        ) {
+            let q = q?;
+            if is_protected(&q.graph_name) {
+                continue;
+            }
+            let quads: Vec<_> = tx
+                .quads_for_pattern(
+                    Some(node.as_ref().into()),
+                    None,
+                    None,
+                    Some(q.graph_name.as_ref()),
+                )
+                .collect();
+            if let Some(t) = self.parse_conditional(quads)? {
+                if t.key() == *key {
+                    let g = graph_str(&q.graph_name);
+                    if g == TUPLES_GRAPH {
+                        return Ok(Some((t, Arc::from(TUPLES_GRAPH))));
+                    }
+                    found.get_or_insert((t, Arc::from(g)));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
