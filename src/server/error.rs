@@ -8,8 +8,8 @@ use crate::service::ServiceError;
 use crate::service::bulk::RequestError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -58,11 +58,20 @@ impl IntoResponse for ApiError {
         } else {
             self.details
         };
-        (
+        let mut response = (
             self.status,
             axum::Json(json!({"code": self.code, "message": self.message, "details": details})),
         )
-            .into_response()
+            .into_response();
+        // An oversized body is answered before it is read; hyper then closes the connection
+        // unless the rest happens to have arrived already. Saying so stops the client from
+        // reusing the connection for its next request (which would fail at random).
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

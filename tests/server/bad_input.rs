@@ -9,8 +9,9 @@
 //! The server runs with small limits (body, batch, page, depth) so each limit can be crossed.
 //! SPARQL cases join the table through [`sparql_cases`].
 
-use crate::harness::{MODEL, Res, Server};
+use crate::harness::{MODEL, Res, Server, read_response};
 use serde_json::{Value, json};
+use std::io::Write;
 
 /// One bad request and the error it must get.
 pub struct Case {
@@ -443,7 +444,8 @@ fn bad_requests_get_a_named_json_4xx_and_change_nothing() -> Res {
         .chain(sparql_cases())
         .collect();
     for case in &table {
-        let (status, ct, v) = send(&server, case)?;
+        let (status, ct, v) = send(&server, case)
+            .map_err(|e| format!("{} ({} {}): {e}", case.name, case.method, case.path))?;
         let code = v["code"].as_str().unwrap_or("");
         let mut wrong = Vec::new();
         if status != case.status {
@@ -461,7 +463,9 @@ fn bad_requests_get_a_named_json_4xx_and_change_nothing() -> Res {
         if !v["details"].is_object() {
             wrong.push("details is not an object".to_string());
         }
-        let after = snapshot(&server)?;
+        // On the same pooled connections: a response after which the server closes the
+        // connection must say so (`connection: close`), or this reuse fails.
+        let after = snapshot(&server).map_err(|e| format!("after {}: {e}", case.name))?;
         if after != before {
             wrong.push(format!("the store changed: {before:?} → {after:?}"));
         }
@@ -485,5 +489,49 @@ fn bad_requests_get_a_named_json_4xx_and_change_nothing() -> Res {
     // The server is still healthy, and a good request still works.
     assert_eq!(server.get("/healthz")?.0, 200);
     assert!(server.allowed("user:anne", "viewer", "doc:d1")?);
+    Ok(())
+}
+
+/// A body over the limit is refused before it is read; if the server then closes the
+/// connection (it cannot cheaply drain a large remainder), the 413 must say
+/// `connection: close` — otherwise a keep-alive client reuses the connection and its next
+/// request fails. Either the 413 says so, or the connection still serves a request.
+#[test]
+fn an_oversized_body_leaves_the_connection_usable_or_says_it_is_closing() -> Res {
+    let server = Server::start(&["--memory", "--max-body-bytes", &MAX_BODY.to_string()])?;
+    let body = json!({"user": "user:a", "relation": "viewer", "object": format!("doc:{}", "x".repeat(4 * MAX_BODY))})
+        .to_string();
+    for _ in 0..3 {
+        let mut tcp = std::net::TcpStream::connect(server.addr)?;
+        write!(
+            tcp,
+            "POST /v1/check HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            server.addr,
+            body.len()
+        )?;
+        tcp.flush()?;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (status, headers, v) = read_response(&mut tcp)?;
+        assert_eq!(status, 413, "{v}");
+        assert_eq!(v["code"], "body_too_large", "{v}");
+        let closing = headers
+            .iter()
+            .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
+        if !closing {
+            let next = write!(
+                tcp,
+                "GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n",
+                server.addr
+            )
+            .map_err(Into::into)
+            .and_then(|()| read_response(&mut tcp));
+            assert!(
+                next.as_ref().is_ok_and(|r| r.0 == 200),
+                "the 413 kept the connection alive, but the next request on it failed: {:?}",
+                next.err()
+            );
+        }
+    }
     Ok(())
 }

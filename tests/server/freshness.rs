@@ -3,9 +3,11 @@
 //! tuples (so revisions move under them) and check the toggled objects without a freshness
 //! bound (so caches fill with decisions from every revision). For every round:
 //!
-//! * at the grant's revision, check, lookup and a repeated (cacheable) check all allow;
-//! * at the revoke's revision, check, batch-check, lookup, filter and subjects all deny — a
-//!   stale snapshot or a cache keyed without the revision would let the revoked user in;
+//! * at the grant's revision, check, lookup and a repeated (cacheable) check all allow, and
+//!   the tuple reads back;
+//! * at the revoke's revision, check, batch-check, lookup, filter and subjects all deny, and
+//!   the tuple is no longer read back — a stale snapshot or a cache keyed without the
+//!   revision would let the revoked user in;
 //! * an answer's revision is never older than the revision it was asked to be fresh at.
 
 use crate::harness::{MODEL, Res, Server};
@@ -65,6 +67,13 @@ fn toggle(server: &Server, t: usize, rounds: &AtomicUsize) -> Res {
             )
         };
         let ctx = |what: &str, r: u64| format!("client {t} round {round} ({object}) {what} at {r}");
+        let stored = |fresh: u64| -> Res<usize> {
+            let mut b = tuple.clone();
+            b["at_least_as_fresh"] = json!(fresh);
+            let v = server.ok("/v1/tuples/read", &b)?;
+            at_least(&v, fresh, &ctx("tuples/read", fresh))?;
+            Ok(v["tuples"].as_array().map_or(0, Vec::len))
+        };
 
         let granted = server.write(&json!({ "writes": [tuple] }))?;
         for what in ["check", "repeated check"] {
@@ -76,6 +85,13 @@ fn toggle(server: &Server, t: usize, rounds: &AtomicUsize) -> Res {
         }
         if check(None)?["allowed"] != true {
             return Err(format!("{}: latest read misses the grant", ctx("check", granted)).into());
+        }
+        if stored(granted)? != 1 {
+            return Err(format!(
+                "{}: the granted tuple is not read back",
+                ctx("read", granted)
+            )
+            .into());
         }
         let v = lookup(granted)?;
         at_least(&v, granted, &ctx("lookup", granted))?;
@@ -126,6 +142,11 @@ fn toggle(server: &Server, t: usize, rounds: &AtomicUsize) -> Res {
         at_least(&v, revoked, &ctx("subjects", revoked))?;
         if strings(&v["subjects"]).contains(&user) {
             return Err(format!("{}: NEW ENEMY: {v}", ctx("subjects", revoked)).into());
+        }
+        if stored(revoked)? != 0 {
+            return Err(
+                format!("{}: the revoked tuple is still read", ctx("read", revoked)).into(),
+            );
         }
         rounds.fetch_add(1, Ordering::Relaxed);
     }

@@ -293,6 +293,51 @@ pub fn reply(mut r: ureq::http::Response<ureq::Body>) -> Res<(u16, Value)> {
     Ok((status, v))
 }
 
+/// Response headers: (lower-cased name, value).
+pub type Headers = Vec<(String, String)>;
+
+/// Reads one HTTP/1.1 response from a raw connection: status, headers (names lower-cased),
+/// and the `content-length` body as JSON.
+pub fn read_response(tcp: &mut std::net::TcpStream) -> Res<(u16, Headers, Value)> {
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let mut lines = head.lines();
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .ok_or("no status line")?
+                .parse()?;
+            let headers: Headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .ok_or_else(|| format!("no content-length in {head}"))?
+                .1
+                .parse()?;
+            if buf.len() >= end + 4 + length {
+                let body = &buf[end + 4..end + 4 + length];
+                return Ok((status, headers, serde_json::from_slice(body)?));
+            }
+        }
+        let n = tcp.read(&mut chunk)?;
+        if n == 0 {
+            return Err(format!(
+                "connection closed mid-response: {}",
+                String::from_utf8_lossy(&buf)
+            )
+            .into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// One Server-Sent Event.
 #[derive(Debug, Clone, Default)]
 pub struct Event {

@@ -12,54 +12,17 @@
 //! And a SIGTERM sent the moment the address is printed is handled (exit 0), not fatal.
 
 use crate::harness::{
-    Expected, MODEL, Op, Res, Rng, Server, Sse, WriterLog, batch_tuples, spawn_writer,
+    Expected, MODEL, Op, Res, Rng, Server, Sse, WriterLog, batch_tuples, read_response,
+    spawn_writer,
 };
-use serde_json::{Value, json};
-use std::io::{Read, Write};
+use serde_json::json;
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
-
-/// Reads one HTTP/1.1 response (status line, headers, `content-length` body).
-fn read_response(tcp: &mut TcpStream) -> Res<(u16, Value)> {
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let status: u16 = head
-                .split_whitespace()
-                .nth(1)
-                .ok_or("no status line")?
-                .parse()?;
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .ok_or_else(|| format!("no content-length in {head}"))?;
-            if buf.len() >= end + 4 + length {
-                let body = &buf[end + 4..end + 4 + length];
-                return Ok((status, serde_json::from_slice(body)?));
-            }
-        }
-        let n = tcp.read(&mut chunk)?;
-        if n == 0 {
-            return Err(format!(
-                "connection closed mid-response: {}",
-                String::from_utf8_lossy(&buf)
-            )
-            .into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
 
 #[test]
 fn sigterm_finishes_in_flight_requests_and_exits_zero() -> Res {
@@ -113,7 +76,7 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() -> Res {
     let signalled = Instant::now();
     std::thread::sleep(Duration::from_millis(200));
     tcp.write_all(second.as_bytes())?;
-    let (status, v) = read_response(&mut tcp)?;
+    let (status, _, v) = read_response(&mut tcp)?;
     assert_eq!(status, 200, "the in-flight write after SIGTERM: {v}");
     let inflight = v["revision"].as_u64().ok_or("no revision")?;
 

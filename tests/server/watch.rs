@@ -2,7 +2,7 @@
 //! one per revision, whose `id` is the revision.
 //!
 //! * From a past revision, every later revision arrives in order, without gaps, each with the
-//!   tuples it added and removed (and nothing else).
+//!   tuples it added and removed (and nothing else), as raw quads and decoded.
 //! * A client that drops the connection and reconnects with `Last-Event-ID` (which wins over a
 //!   `since` that would replay from the start) or with `since=` gets the rest: nothing missed,
 //!   nothing repeated.
@@ -78,10 +78,28 @@ fn same(events: &[(u64, Value)], expected: &[Change]) -> Res {
     }
     for ((rev, data), change) in events.iter().zip(expected) {
         for (field, tuples) in [("added", &change.added), ("removed", &change.removed)] {
+            // The raw quads of the change log …
             let got = lines(&data[field]);
             let matched = tuples.iter().all(|t| got.iter().any(|l| mentions(l, t)));
             if got.len() != tuples.len() || !matched {
                 return Err(format!("revision {rev} {field} {got:?}, expected {tuples:?}").into());
+            }
+            // … and the same change decoded as tuples.
+            let decoded = format!("tuples_{field}");
+            let mut got: Vec<T> = data[&decoded]
+                .as_array()
+                .ok_or_else(|| format!("revision {rev} has no {decoded}: {data}"))?
+                .iter()
+                .map(|t| {
+                    let s = |k: &str| t[k].as_str().unwrap_or("").to_string();
+                    (s("user"), s("relation"), s("object"))
+                })
+                .collect();
+            got.sort();
+            let mut want = tuples.clone();
+            want.sort();
+            if got != want {
+                return Err(format!("revision {rev} {decoded} {got:?}, expected {want:?}").into());
             }
         }
     }
