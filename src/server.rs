@@ -339,7 +339,39 @@ async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Re
     let method = req.method().to_string();
     let start = Instant::now();
     let limit = s.config.request_timeout;
-    let response = match tokio::time::timeout(limit, next.run(req)).await {
+    // The body is read in full (within its limit) before the handler runs: whatever the
+    // handler answers, nothing is left unread, so a kept-alive connection stays usable after an
+    // error; and a slow body counts against the request's time.
+    let max_body = s.config.max_body_bytes;
+    let work = async move {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, max_body).await {
+            Ok(bytes) => {
+                next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                    .await
+            }
+            Err(e) => {
+                let text = format!(
+                    "{e} {}",
+                    std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                );
+                if text.contains("length limit") {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("the request body exceeds the limit of {max_body} bytes"),
+                    )
+                    .into_response()
+                } else {
+                    ApiError::bad_request("invalid_body", format!("reading the request body: {e}"))
+                        .into_response()
+                }
+            }
+        }
+    };
+    let response = match tokio::time::timeout(limit, work).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
