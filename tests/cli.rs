@@ -410,6 +410,8 @@ fn cyclic_tuples_terminate_and_deny() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
+/// Needs the on-disk store.
+#[cfg(feature = "rocksdb")]
 #[test]
 fn the_store_commands_round_trip() {
     let dir = tempfile::tempdir().unwrap();

@@ -231,6 +231,8 @@ fn conditions_are_stored_with_their_parameters() {
     );
 }
 
+/// Needs the on-disk store.
+#[cfg(feature = "rocksdb")]
 #[test]
 fn a_reopened_store_restores_model_tuples_and_revision() {
     let dir = tempfile::tempdir().unwrap();
