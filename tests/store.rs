@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use clew::engine::{CheckRequest, DEFAULT_MAX_DEPTH, Decision};
-use clew::iri::{IMPORTED_GRAPH, TUPLES_GRAPH};
+#[cfg(feature = "rocksdb")]
+use clew::iri::IMPORTED_GRAPH;
+use clew::iri::TUPLES_GRAPH;
 use clew::service::{Clew, ServiceError};
 use clew::tuple::{ObjectRef, Tuple, TupleCondition, User};
 use oxigraph::sparql::{QueryResults, SparqlEvaluator};
