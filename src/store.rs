@@ -29,8 +29,10 @@ use oxigraph::model::{
 use std::path::Path;
 use std::sync::Arc;
 
+mod import;
 mod read;
 mod sparql;
+pub use import::{Document, ImportCommitted, ImportError, Location, RdfFormat, RdfSource};
 pub use read::{ModelVersion, TuplePattern};
 pub use sparql::SparqlUpdateOutcome;
 
