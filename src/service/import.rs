@@ -2,7 +2,7 @@
 //! list, YAML) are parsed completely first — a syntax error carries its line and column and
 //! stores nothing — and then applied through the single writer as one revision, validated as a
 //! SPARQL update is ([`crate::store::Store::import`]); the published state advances with it
-//! before the call returns. Exports read the store's latest committed state.
+//! before the call returns. Exports read one exact revision (under the writer lock).
 //!
 //! Invariant: an import either is one logged revision that the index reflects, or changes
 //! nothing at all.
@@ -262,17 +262,38 @@ impl Clew {
         format: RdfFormat,
         graphs: Option<&[String]>,
     ) -> Result<Vec<u8>, ServiceError> {
-        Ok(self.store.export_rdf(format, graphs)?)
+        Ok(self.export(ExportFormat::Rdf(format), graphs)?.0)
     }
 
     /// The relationship tuples of `graphs` (default: every data graph), in key order, each key
-    /// once (as the tuple graph stores it, else the first other graph in IRI order), as a tuple file. Tuple files carry
-    /// no graph, so importing the export puts every tuple into one graph.
+    /// once (as the tuple graph stores it, else the first other graph in IRI order), as a tuple
+    /// file. Tuple files carry no graph, so importing the export puts every tuple into one
+    /// graph.
     pub fn export_tuples(
         &self,
         format: TupleFormat,
         graphs: Option<&[String]>,
     ) -> Result<Vec<u8>, ServiceError> {
+        Ok(self.export(ExportFormat::Tuples(format), graphs)?.0)
+    }
+
+    /// Exports in any [`ExportFormat`], and the revision exported. It holds the writer lock
+    /// while it reads, so the export is exactly that revision (writes wait until it is done).
+    pub fn export(
+        &self,
+        format: ExportFormat,
+        graphs: Option<&[String]>,
+    ) -> Result<(Vec<u8>, u64), ServiceError> {
+        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let revision = self.state.load().revision;
+        let bytes = match format {
+            ExportFormat::Rdf(f) => self.store.export_rdf(f, graphs)?,
+            ExportFormat::Tuples(f) => format_tuples(&self.tuples_of(graphs)?, f)?,
+        };
+        Ok((bytes, revision))
+    }
+
+    fn tuples_of(&self, graphs: Option<&[String]>) -> Result<Vec<Tuple>, ServiceError> {
         let mut tuples: Vec<(String, bool, std::sync::Arc<str>, Tuple)> = Vec::new();
         for (t, g) in self.store.all_tuples()? {
             let selected = match graphs {
@@ -285,19 +306,6 @@ impl Clew {
         }
         tuples.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
         tuples.dedup_by(|a, b| a.0 == b.0);
-        let tuples: Vec<Tuple> = tuples.into_iter().map(|(.., t)| t).collect();
-        Ok(format_tuples(&tuples, format)?)
-    }
-
-    /// Exports in any [`ExportFormat`].
-    pub fn export(
-        &self,
-        format: ExportFormat,
-        graphs: Option<&[String]>,
-    ) -> Result<Vec<u8>, ServiceError> {
-        match format {
-            ExportFormat::Rdf(f) => self.export_rdf(f, graphs),
-            ExportFormat::Tuples(f) => self.export_tuples(f, graphs),
-        }
+        Ok(tuples.into_iter().map(|(.., t)| t).collect())
     }
 }
