@@ -631,3 +631,124 @@ fn tuple_file_syntax_errors_name_line_and_column() {
     let json = "[\n  {\"user\": \"user:a\", \"relation\": \"member\", \"object\": \"group:g\"},\n  {\"user\": \"user:a\",, }\n]";
     assert_eq!(at(json, TupleFormat::Json), (3, 21));
 }
+
+mod http {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use clew::server::{AppState, Config, router};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    async fn call(
+        app: &axum::Router,
+        method: Method,
+        uri: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (StatusCode, Option<String>, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", content_type)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let revision = resp
+            .headers()
+            .get("x-clew-revision")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (status, revision, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn import_and_export_over_http() {
+        let clew = Arc::new(clew());
+        let app = router(Arc::new(AppState::new(clew.clone(), Config::default())));
+        let revision = clew.state().revision;
+        let (s, _, body) = call(
+            &app,
+            Method::POST,
+            "/v1/import",
+            "text/turtle; charset=utf-8",
+            TURTLE,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["revision"], revision + 1);
+        assert_eq!(v["quads_added"], 7);
+        assert_eq!(v["tuples_changed"], 5);
+        assert_eq!(
+            check(&clew, "user:bob", "viewer", "folder:docs"),
+            Decision::Allowed
+        );
+        // A syntax error: 400 with line and column, nothing stored.
+        let (s, _, body) = call(
+            &app,
+            Method::POST,
+            "/v1/import?graph=http://example.com/g",
+            "application/n-triples",
+            "<http://a.example/s> <http://a.example/p> <http://a.example/o> .\n<http://a.example/s> <http://a.example/p> .\n",
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["code"], "import_syntax");
+        assert_eq!(v["details"]["line"], 2, "{v}");
+        assert!(v["details"]["column"].as_u64().is_some(), "{v}");
+        assert_eq!(clew.store().revision().unwrap(), revision + 1);
+        // Clew's graphs are read-only; an unknown media type is a 415.
+        let (s, _, _) = call(
+            &app,
+            Method::POST,
+            &format!("/v1/import?graph={LOG_GRAPH}"),
+            "text/turtle",
+            TURTLE,
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _, _) = call(&app, Method::POST, "/v1/import", "text/csv", "a,b").await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // Tuple files too, into the tuple graph.
+        let (s, _, body) = call(
+            &app,
+            Method::POST,
+            "/v1/import",
+            "application/jsonl",
+            "{\"user\":\"user:zoe\",\"relation\":\"member\",\"object\":\"group:eng\"}\n",
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(
+            clew.store().read_tuples(&Default::default()).unwrap().len(),
+            1
+        );
+        // Export: the body is the serialization, at the revision the header names.
+        let (s, rev, body) = call(&app, Method::GET, "/v1/export", "", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(rev, Some((revision + 2).to_string()));
+        assert_eq!(body.lines().count(), 8, "{body}");
+        let (s, _, body) = call(
+            &app,
+            Method::GET,
+            &format!("/v1/export?format=turtle&graph={IMPORTED_GRAPH}"),
+            "",
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("@prefix rel:"), "{body}");
+        let (s, _, body) = call(&app, Method::GET, "/v1/export?format=yaml", "", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(parse_tuples(&body, TupleFormat::Yaml).unwrap().len(), 6);
+        let (s, _, _) = call(&app, Method::GET, "/v1/export?format=turtle", "", "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "two graphs, no graph named");
+        let (s, _, _) = call(&app, Method::GET, "/v1/export?format=csv", "", "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+}
