@@ -752,3 +752,120 @@ mod http {
         assert_eq!(s, StatusCode::BAD_REQUEST);
     }
 }
+
+/// `clew import` and `clew export` on a store directory.
+#[cfg(feature = "rocksdb")]
+mod cli {
+    use super::*;
+    use std::path::Path;
+    use std::process::{Command, Output};
+
+    fn clew_cmd(args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_clew"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn text(o: &Output) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    fn write(dir: &Path, name: &str, content: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    fn state(store: &str) -> (u64, Vec<String>) {
+        let c = Clew::open(Path::new(store)).unwrap();
+        (c.state().revision, quads(&c))
+    }
+
+    #[test]
+    fn import_is_one_revision_and_a_syntax_error_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let s = store.to_str().unwrap();
+        let model = write(dir.path(), "model.fga", MODEL);
+        let out = clew_cmd(&["load", "--store", s, "--model", &model]);
+        assert!(out.status.success(), "{}", text(&out));
+        let ttl = write(dir.path(), "kg.ttl", TURTLE);
+        let jsonl = write(
+            dir.path(),
+            "t.jsonl",
+            "{\"user\":\"user:zoe\",\"relation\":\"member\",\"object\":\"group:eng\"}\n",
+        );
+        // Two files, one revision.
+        let out = clew_cmd(&["import", "--store", s, &ttl, &jsonl]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("at revision 2"), "{}", text(&out));
+        let (revision, before) = state(s);
+        assert_eq!(revision, 2);
+        assert_eq!(before.len(), 8);
+        let out = clew_cmd(&["check", "--store", s, "user:zoe", "viewer", "folder:docs"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+        // A syntax error in the second file: FILE:LINE:COLUMN, exit 1, nothing stored.
+        let good = write(
+            dir.path(),
+            "good.nt",
+            "<https://clew.dev/id/group/eng> <https://clew.dev/rel/member> <https://clew.dev/id/user/yan> .\n",
+        );
+        for (name, content, at) in [
+            (
+                "bad.ttl",
+                "@prefix rel: <https://clew.dev/rel/> .\n\n<https://clew.dev/id/group/eng> rel:member $ .\n",
+                ":3:44: ",
+            ),
+            (
+                "bad.nq",
+                "<http://a.example/s> <http://a.example/p> .\n",
+                ":1:43: ",
+            ),
+            (
+                "bad.jsonl",
+                "{\"user\":\"user:a\" \"relation\":\"member\"}\n",
+                ":1:18: ",
+            ),
+        ] {
+            let bad = write(dir.path(), name, content);
+            let out = clew_cmd(&["import", "--store", s, "--replace", &good, &bad]);
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.starts_with(&format!("{bad}{at}")), "{stderr}");
+            assert_eq!(state(s), (revision, before.clone()), "{name}");
+        }
+        // A tuple the model does not allow: exit 1, nothing stored.
+        let bad = write(
+            dir.path(),
+            "bad.nt",
+            "<https://clew.dev/id/group/eng> <https://clew.dev/rel/viewer> <https://clew.dev/id/user/yan> .\n",
+        );
+        let out = clew_cmd(&["import", "--store", s, &good, &bad]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("rel/viewer"), "{}", text(&out));
+        assert_eq!(state(s), (revision, before.clone()));
+
+        // Export and re-import into a fresh store: the same quads.
+        let nq = dir.path().join("all.nq");
+        let out = clew_cmd(&["export", "--store", s, "-o", nq.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = clew_cmd(&["export", "--store", s, "--format", "jsonl"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+        let fresh = dir.path().join("fresh");
+        let f = fresh.to_str().unwrap();
+        let out = clew_cmd(&["load", "--store", f, "--model", &model]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = clew_cmd(&["import", "--store", f, nq.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(state(f).1, before);
+        let out = clew_cmd(&["export", "--store", s, "--format", "turtle"]);
+        assert_eq!(out.status.code(), Some(2), "two graphs: {}", text(&out));
+    }
+}
