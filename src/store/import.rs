@@ -4,10 +4,10 @@
 //! reads a whole document into a [`Document`] without touching the store: a syntax error is
 //! reported with its 1-based line and column and nothing is stored. [`Store::import`] then
 //! applies any number of documents in one transaction: each quad is inserted only if it is
-//! absent (so the delta is exact), the delta is checked exactly as a SPARQL update's is (Clew's
-//! own graphs are read-only, every relationship tuple created must be admitted by the model;
-//! the same check as `Store::sparql_update`), logged as one revision and committed — or, on any error,
-//! dropped with the transaction.
+//! absent (so the delta is exact), the delta is checked by the code that checks a SPARQL
+//! update's (Clew's own graphs are read-only, every relationship tuple created must be
+//! admitted by the model, the tuple graph holds only tuples), logged as one revision and
+//! committed — or, on any error, dropped with the transaction.
 //!
 //! Graphs: the triples of a graph format, and the default-graph quads of a dataset format, go
 //! into the target graph; the named graphs of an N-Quads or TriG document are kept, unless the
