@@ -2,11 +2,14 @@
 
 use clap::{Args, Parser, Subcommand};
 use clew::engine::{self, CheckRequest, Decision, LookupRequest, UserFilter};
-use clew::service::Clew;
+use clew::iri::{IMPORTED_GRAPH, TUPLES_GRAPH};
 use clew::service::bulk::{Consistency, FilterRequest, PageRequest};
+use clew::service::{Clew, ExportFormat, ServiceError, TupleFormat, parse_tuples};
+use clew::store::{ImportError, RdfFormat, RdfSource};
 use clew::testfile::{self, TupleMode};
 use clew::tuple::{ObjectRef, Tuple, TupleSpec, User};
 use serde_json::{Map, Value, json};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -40,6 +43,26 @@ enum Command {
         /// Tuple files (.yaml/.yml list, .json list, or .jsonl one per line).
         #[arg(long)]
         tuples: Vec<PathBuf>,
+    },
+    /// Import RDF files (.ttl .nt .nq .trig .rdf/.owl/.xml) and tuple files (.jsonl .json
+    /// .yaml/.yml) into a store: every file is parsed first, then all of them are one revision,
+    /// validated against the model, or nothing is stored.
+    Import(ImportArgs),
+    /// Export the data graphs (nquads, trig; one graph: turtle, ntriples, rdfxml) or the
+    /// relationship tuples (jsonl, json, yaml).
+    Export {
+        /// Store directory.
+        #[arg(long, default_value = "./clew-data")]
+        store: PathBuf,
+        /// nquads, trig, turtle, ntriples, rdfxml, jsonl, json or yaml.
+        #[arg(long, default_value = "nquads")]
+        format: String,
+        /// Only these graphs (repeatable; default: every graph except Clew's log and models).
+        #[arg(long)]
+        graph: Vec<String>,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Decide a check: USER RELATION OBJECT.
     Check(CheckArgs),
@@ -149,6 +172,33 @@ struct Source {
 }
 
 #[derive(Args)]
+struct ImportArgs {
+    /// Store directory (created if missing).
+    #[arg(long, default_value = "./clew-data")]
+    store: PathBuf,
+    /// The files, imported together as one revision.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Graph for the triples of RDF files and the default graph of N-Quads/TriG (default
+    /// https://clew.dev/graph/imported), and for tuple files (default: the tuple graph).
+    #[arg(long)]
+    graph: Option<String>,
+    /// Put every quad of N-Quads/TriG files into --graph, also those in named graphs.
+    #[arg(long, requires = "graph")]
+    force_graph: bool,
+    /// The format of every file (turtle, ntriples, nquads, trig, rdfxml, jsonl, json, yaml);
+    /// default: from each file's extension.
+    #[arg(long)]
+    format: Option<String>,
+    /// Base IRI for relative IRIs in RDF files.
+    #[arg(long)]
+    base: Option<String>,
+    /// Clear the graphs the files write to first, so they hold exactly the files' data.
+    #[arg(long)]
+    replace: bool,
+}
+
+#[derive(Args)]
 struct CheckArgs {
     #[command(flatten)]
     source: Source,
@@ -222,6 +272,34 @@ fn run(cli: Cli) -> Res<ExitCode> {
                 );
             }
             clew.store().flush().map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(args) => import(&args),
+        Command::Export {
+            store,
+            format,
+            graph,
+            output,
+        } => {
+            let format = ExportFormat::from_name(&format).ok_or_else(|| {
+                format!(
+                    "--format {format}: expected nquads, trig, turtle, ntriples, rdfxml, jsonl, json or yaml"
+                )
+            })?;
+            if !store.exists() {
+                return Err(format!("{}: no such store directory", store.display()));
+            }
+            let clew = Clew::open(&store).map_err(|e| format!("{}: {e}", store.display()))?;
+            let graphs = (!graph.is_empty()).then_some(graph.as_slice());
+            let (bytes, _) = clew.export(format, graphs).map_err(|e| e.to_string())?;
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?
+                }
+                None => std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| e.to_string())?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => check(args, false),
@@ -477,6 +555,100 @@ fn run(cli: Cli) -> Res<ExitCode> {
                 }
             }
         }
+    }
+}
+
+/// `clew import`: parses every file, then imports them all as one revision. A syntax error
+/// prints `FILE:LINE:COLUMN: message`; any rejection exits 1 with the store unchanged.
+fn import(args: &ImportArgs) -> Res<ExitCode> {
+    let clew = Clew::open(&args.store).map_err(|e| format!("{}: {e}", args.store.display()))?;
+    let forced = match &args.format {
+        Some(f) => Some(ExportFormat::from_name(f).ok_or_else(|| {
+            format!(
+                "--format {f}: expected turtle, ntriples, nquads, trig, rdfxml, jsonl, json or yaml"
+            )
+        })?),
+        None => None,
+    };
+    let mut docs = Vec::with_capacity(args.files.len());
+    let mut names = Vec::with_capacity(args.files.len());
+    for f in &args.files {
+        let p = f.display();
+        let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let format = forced
+            .or_else(|| RdfFormat::from_extension(ext).map(ExportFormat::Rdf))
+            .or_else(|| TupleFormat::from_extension(ext).map(ExportFormat::Tuples))
+            .ok_or_else(|| format!("{p}: unknown file type '.{ext}'; give --format"))?;
+        let bytes = std::fs::read(f).map_err(|e| format!("{p}: {e}"))?;
+        let parsed = match format {
+            ExportFormat::Rdf(format) => clew
+                .parse_rdf(
+                    &bytes,
+                    &RdfSource {
+                        format,
+                        graph: args.graph.as_deref().unwrap_or(IMPORTED_GRAPH),
+                        force_graph: args.force_graph,
+                        base_iri: args.base.as_deref(),
+                    },
+                )
+                .map_err(|e| service_error(f, &e)),
+            ExportFormat::Tuples(format) => std::str::from_utf8(&bytes)
+                .map_err(|e| format!("{p}: not UTF-8: {e}"))
+                .and_then(|text| parse_tuples(text, format).map_err(|e| import_error(f, &e)))
+                .and_then(|tuples| {
+                    let graph = args.graph.as_deref().unwrap_or(TUPLES_GRAPH);
+                    clew.tuple_document(&tuples, graph)
+                        .map_err(|e| service_error(f, &e))
+                }),
+        };
+        match parsed {
+            Ok(doc) => docs.push(doc),
+            Err(message) => {
+                eprintln!("{message}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        names.push(
+            f.file_name()
+                .map_or_else(|| p.to_string(), |n| n.to_string_lossy().into_owned()),
+        );
+    }
+    let source = format!("import:{}", names.join(","));
+    match clew.import_documents(&docs, args.replace, &source) {
+        Ok(out) if out.changed => println!(
+            "{} file(s) imported at revision {}: {} quads added, {} removed, {} tuples changed",
+            docs.len(),
+            out.revision,
+            out.quads_added,
+            out.quads_removed,
+            out.tuples_changed
+        ),
+        Ok(out) => println!("nothing changed (revision {})", out.revision),
+        Err(e) if e.is_user_error() => {
+            eprintln!("error: import rejected, nothing stored: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    clew.store().flush().map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn service_error(file: &Path, e: &ServiceError) -> String {
+    match e {
+        ServiceError::Import(i) => import_error(file, i),
+        other => format!("{}: {other}", file.display()),
+    }
+}
+
+/// `FILE:LINE:COLUMN: message` for a located syntax error, else `FILE: message`.
+fn import_error(file: &Path, e: &ImportError) -> String {
+    match e {
+        ImportError::Syntax {
+            location: Some(l),
+            message,
+        } => format!("{}:{}:{}: {message}", file.display(), l.line, l.column),
+        other => format!("{}: {other}", file.display()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `clew serve`: the HTTP face of a [`Clew`] instance.
 //!
 //! * `/v1/…` — the JSON API ([`api`]): decisions, bulk answers, tuples, models, the change
-//!   stream ([`watch`]).
+//!   stream ([`watch`]), import and export of whole documents ([`transfer`]).
 //! * `/access/v1/…`, `/.well-known/authzen-configuration` — OpenID AuthZEN 1.0 ([`authzen`]).
 //! * `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` ([`openapi`]).
 //!
@@ -19,6 +19,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod sparql;
+pub mod transfer;
 pub mod watch;
 
 pub use config::{Config, ServeArgs};
@@ -204,6 +205,20 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             get(api::revision),
             "The latest revision",
+            None,
+        ),
+        r(
+            "/v1/import",
+            Method::POST,
+            post(transfer::import),
+            "Import a document as one revision (Content-Type: text/turtle, application/n-triples, application/n-quads, application/trig, application/rdf+xml, application/jsonl, application/yaml; `?graph=&replace=&force_graph=&base=`); a syntax error names its line and column and stores nothing",
+            None,
+        ),
+        r(
+            "/v1/export",
+            Method::GET,
+            get(transfer::export),
+            "Export the data graphs or tuples (`?format=nquads|trig|turtle|ntriples|rdfxml|jsonl|json|yaml&graph=`)",
             None,
         ),
         r(

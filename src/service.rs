@@ -7,8 +7,12 @@
 //! acknowledged; readers load the state with one atomic pointer read and never lock.
 
 pub mod bulk;
+mod import;
 mod sparql;
 mod write;
+pub use import::{
+    ExportFormat, ImportOutcome, RdfImport, TupleFormat, format_tuples, parse_tuples,
+};
 pub use sparql::SparqlUpdated;
 pub use write::Precondition;
 pub mod cache;
@@ -68,6 +72,8 @@ pub enum ServiceError {
     EmptyWrite,
     #[error("{0}")]
     Sparql(#[from] crate::sparql::SparqlError),
+    #[error("{0}")]
+    Import(#[from] crate::store::ImportError),
 }
 
 impl ServiceError {
@@ -76,6 +82,7 @@ impl ServiceError {
         match self {
             ServiceError::Store(_) | ServiceError::Poisoned => false,
             ServiceError::Sparql(e) => e.is_user_error(),
+            ServiceError::Import(e) => e.is_user_error(),
             _ => true,
         }
     }

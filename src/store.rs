@@ -9,7 +9,9 @@
 //!   `clew:object`, `clew:relation`, `clew:user`, `clew:condition` and `clew:conditionContext`
 //!   (a JSON literal) — never also a plain triple, so a SPARQL reader cannot mistake it for an
 //!   unconditional grant.
-//! * `clew-graph:imported` — relationship triples loaded as pre-existing data, unvalidated.
+//! * `clew-graph:imported` — relationship triples loaded as pre-existing data, unvalidated
+//!   ([`crate::service::Clew::import_tuples`]); also the default graph of RDF imports
+//!   (`import.rs`), which are validated.
 //! * `clew-graph:models` — each model version: its DSL and an RDF description of its types and
 //!   relations; `clew:meta clew:currentModel` points at the latest.
 //! * `clew-graph:log` — one `clew:Revision` node per write (number, time, source, the quads
@@ -30,9 +32,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod attributes;
+mod import;
 mod read;
 mod sparql;
 pub use attributes::{Attribute, AttributeValue};
+pub use import::{Document, ImportCommitted, ImportError, Location, RdfFormat, RdfSource};
 pub use read::{ModelVersion, TuplePattern};
 pub use sparql::SparqlUpdateOutcome;
 

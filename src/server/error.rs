@@ -136,6 +136,7 @@ impl From<ServiceError> for ApiError {
                 };
                 (status, e.kind())
             }
+            ServiceError::Import(i) => return import_error(i, message),
             ServiceError::Store(_) => (S::INTERNAL_SERVER_ERROR, "storage_error"),
             ServiceError::Poisoned => (S::INTERNAL_SERVER_ERROR, "internal"),
             #[allow(unreachable_patterns)]
@@ -149,6 +150,26 @@ impl From<ServiceError> for ApiError {
         };
         Self::new(status, code, message)
     }
+}
+
+/// An import or export error; a syntax error's details carry its line and column.
+fn import_error(e: &crate::store::ImportError, message: String) -> ApiError {
+    use crate::store::ImportError as I;
+    let (status, code) = match e {
+        I::Syntax { location, .. } => {
+            let details = match location {
+                Some(l) => json!({"line": l.line, "column": l.column}),
+                None => Value::Null,
+            };
+            return ApiError::bad_request("import_syntax", message).with_details(details);
+        }
+        I::Iri { .. } => (StatusCode::BAD_REQUEST, "invalid_iri"),
+        I::ReadOnlyGraph(_) => (StatusCode::FORBIDDEN, "read_only_graph"),
+        I::InvalidTuple(_) => (StatusCode::BAD_REQUEST, "invalid_tuple"),
+        I::Export(_) => (StatusCode::BAD_REQUEST, "invalid_export"),
+        I::Store(_) | I::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
+    };
+    ApiError::new(status, code, message)
 }
 
 impl From<crate::sparql::SparqlError> for ApiError {

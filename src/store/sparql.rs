@@ -42,14 +42,14 @@ pub struct SparqlUpdateOutcome {
     pub tuples_touched: usize,
 }
 
-fn graph_str(g: &GraphName) -> &str {
+pub(super) fn graph_str(g: &GraphName) -> &str {
     match g {
         GraphName::NamedNode(n) => n.as_str(),
         GraphName::DefaultGraph | GraphName::BlankNode(_) => "",
     }
 }
 
-fn is_protected(g: &GraphName) -> bool {
+pub(super) fn is_protected(g: &GraphName) -> bool {
     matches!(graph_str(g), LOG_GRAPH | MODELS_GRAPH)
 }
 
@@ -106,8 +106,9 @@ impl Store {
         })
     }
 
-    /// The tuple changes a delta makes, validating each tuple it creates.
-    fn tuple_changes(
+    /// The tuple changes a delta makes, validating each tuple it creates (shared with
+    /// [`Store::import`]).
+    pub(super) fn tuple_changes(
         &self,
         tx: &Transaction<'_>,
         delta: &Delta,
