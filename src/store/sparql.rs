@@ -115,7 +115,10 @@ impl Store {
         model: Option<&TypeSystem>,
     ) -> Result<(Vec<TupleChange>, usize), SparqlError> {
         let mut keys: BTreeSet<TupleKey> = BTreeSet::new();
+        // Conditional-tuple nodes touched, each once, in first-seen order.
         let mut nodes: Vec<(NamedNode, GraphName)> = Vec::new();
+        let mut seen_nodes: std::collections::HashSet<(NamedNode, GraphName)> =
+            std::collections::HashSet::new();
         let conditional_type = Term::NamedNode(clew("ConditionalTuple"));
         let quads = delta
             .added
@@ -153,7 +156,7 @@ impl Store {
                 _ => None,
             };
             match node {
-                Some(n) if !nodes.iter().any(|(m, g)| *m == n && *g == q.graph_name) => {
+                Some(n) if seen_nodes.insert((n.clone(), q.graph_name.clone())) => {
                     nodes.push((n, q.graph_name.clone()));
                 }
                 Some(_) => {}
