@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Drive a running `clew serve` with a bench workload (../shared/bench/gen_workload.py), standard library only.
 
-    load_http.py load   --url http://127.0.0.1:8099 --workload DIR [--batch 10000]
+    load_http.py load   --url http://127.0.0.1:8099 --workload DIR [--batch 100]
         POST /v1/model with DIR/model.fga, then every tuple of DIR/tuples.jsonl through /v1/tuples/write in
-        batches; prints one JSON line with the timings.
+        batches (100 is the server's limit per write, as in OpenFGA); prints one JSON line with the timings.
     load_http.py bodies --workload DIR --out BODIES [--batch-size 100]
         Writes the request bodies that the wrk scripts of scripts/load/ rotate through, one JSON body a line:
         check.jsonl (one per check), batch_check.jsonl (the checks in order, BATCH-SIZE per call),
@@ -194,7 +194,7 @@ def main():
     s = sub.add_parser("load")
     s.add_argument("--url", required=True)
     s.add_argument("--workload", required=True)
-    s.add_argument("--batch", type=int, default=10_000)
+    s.add_argument("--batch", type=int, default=100)
     s = sub.add_parser("bodies")
     s.add_argument("--workload", required=True)
     s.add_argument("--out", required=True)

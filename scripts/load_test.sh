@@ -3,7 +3,7 @@
 # the bench workload's own requests, for check, batch check (100 per call), filter (1,000 candidates) and lookup.
 #
 #   scripts/load_test.sh [--scale 1] [--shape default] [--port 8099] [--duration 20s] [--threads 2] [--conns 64]
-#                        [--warmup 3s] [--endpoints "check batch_check filter lookup"] [--bin PATH] [--out DIR]
+#                        [--warmup 3s] [--timeout 30s] [--endpoints "check batch_check filter lookup"] [--bin PATH] [--out DIR]
 #
 # Steps: installs wrk (Debian) if missing; generates the workload with ../shared/bench/gen_workload.py when it is
 # missing ($CLEW_BENCH_WORK/SHAPE-SCALE, default ../bench-work); builds the in-memory release binary when --bin is
@@ -11,7 +11,8 @@
 # clew`); starts the server; loads the model and the tuples over HTTP (scripts/load_http.py load); writes the
 # request bodies (load_http.py bodies); verifies every answer against answers_ref/ (load_http.py verify); runs
 # wrk for each endpoint (a short warm-up, then the measured run); verifies again; stops the server; prints the
-# table. Everything lands in --out (default $CARGO_TARGET_DIR/load-runs/SHAPE-SCALE-TIMESTAMP): server.log,
+# table. wrk's --timeout (default 30s here; wrk's own is 2s) only bounds a reply; a reply slower than it counts as a
+# socket error. Everything lands in --out (default $CARGO_TARGET_DIR/load-runs/SHAPE-SCALE-TIMESTAMP): server.log,
 # load.json, verify_{before,after}.json, wrk_ENDPOINT.txt, results.json, table.md.
 #
 # wrk and the server share the machine's cores: nothing is pinned. The exit status is non-zero when an answer
@@ -22,7 +23,7 @@ SHARED="${CLEW_SHARED_BENCH:-$REPO/../shared/bench}"
 WORK_ROOT="${CLEW_BENCH_WORK:-$REPO/../bench-work}"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 
-SCALE=1 SHAPE=default PORT=8099 DURATION=20s THREADS=2 CONNS=64 WARMUP=3s BIN="" OUT=""
+SCALE=1 SHAPE=default PORT=8099 DURATION=20s THREADS=2 CONNS=64 WARMUP=3s TIMEOUT=30s BIN="" OUT=""
 ENDPOINTS="check batch_check filter lookup"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift ;;
     --conns) CONNS="$2"; shift ;;
     --warmup) WARMUP="$2"; shift ;;
+    --timeout) TIMEOUT="$2"; shift ;;
     --endpoints) ENDPOINTS="$2"; shift ;;
     --bin) BIN="$2"; shift ;;
     --out) OUT="$2"; shift ;;
@@ -93,11 +95,11 @@ for e in $ENDPOINTS; do
   script="$REPO/scripts/load/$e.lua"
   bodies="$OUT/bodies/$e.jsonl"
   echo "== $e: warm-up $WARMUP, then wrk -t$THREADS -c$CONNS -d$DURATION --latency"
-  wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "$script" "$URL" -- "$bodies" >/dev/null
+  wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" --timeout "$TIMEOUT" -s "$script" "$URL" -- "$bodies" >/dev/null
   up=$(uptime)
   c0=$(cpu_ticks)
   TIMEFORMAT='%U %S'
-  { time wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$URL" -- "$bodies" \
+  { time wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout "$TIMEOUT" --latency -s "$script" "$URL" -- "$bodies" \
       >"$OUT/wrk_$e.txt"; } 2>"$OUT/wrk_${e}_cpu.txt"
   c1=$(cpu_ticks)
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status")
