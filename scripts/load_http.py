@@ -11,7 +11,8 @@
     load_http.py verify --url URL --workload DIR [--checks N]
         Sends the workload's own requests once and compares every answer with DIR/answers_ref/: every check in
         batches, the first N checks (default 1000) one by one through /v1/check, every filter and every lookup.
-        Exit status 1 on any disagreement or non-200 response. Prints one JSON line.
+        Exit status 1 on any disagreement or non-200 response. Prints one JSON line, with how many single checks,
+        filters and lookups the server answered from its cached subject bitmaps (`cache_hit`).
 """
 import argparse
 import http.client
@@ -151,7 +152,7 @@ def cmd_verify(a):
             n_batch += 1
             if res.get("allowed") != ref[c["id"]]:
                 fail("batch_check", f"check {c['id']}: {res} vs allowed={ref[c['id']]}")
-    n_single = 0
+    n_single, hits = 0, {"check": 0, "filter": 0, "lookup": 0}
     for c in checks[:a.checks]:
         st, r = cl.post("/v1/check", check_body(c))
         n_single += 1
@@ -159,6 +160,8 @@ def cmd_verify(a):
             fail("status", f"check {st} {json.dumps(r)[:300]}")
         elif r.get("allowed") != ref[c["id"]]:
             fail("check", f"check {c['id']}: {r} vs allowed={ref[c['id']]}")
+        else:
+            hits["check"] += bool(r.get("cache_hit"))
     fref = {r["id"]: r for r in read_jsonl(w / "answers_ref" / "filters.jsonl")}
     n_filter = 0
     for q in read_jsonl(w / "filters.jsonl"):
@@ -167,6 +170,7 @@ def cmd_verify(a):
         if st != 200:
             fail("status", f"filter {st} {json.dumps(r)[:300]}")
             continue
+        hits["filter"] += bool(r.get("cache_hit"))
         got = sorted(x["object"] for x in r["allowed"])
         if got != fref[q["id"]]["allowed"]:
             fail("filter", f"filter {q['id']}: {len(got)} allowed vs {fref[q['id']]['count']}")
@@ -178,12 +182,13 @@ def cmd_verify(a):
         if st != 200:
             fail("status", f"lookup {st} {json.dumps(r)[:300]}")
             continue
+        hits["lookup"] += bool(r.get("cache_hit"))
         got = sorted(set(r["objects"]))
         objects += len(got)
         if r.get("truncated") or got != lref[q["id"]]["objects"]:
             fail("lookup", f"lookup {q['id']}: {len(got)} objects vs {lref[q['id']]['count']}")
     out = {"batch_checks": n_batch, "checks": n_single, "filters": n_filter, "lookups": n_lookup,
-           "lookup_objects": objects, "disagreements": bad, "examples": examples}
+           "lookup_objects": objects, "cache_hits": hits, "disagreements": bad, "examples": examples}
     print(json.dumps(out))
     sys.exit(1 if any(bad.values()) else 0)
 
