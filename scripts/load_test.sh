@@ -9,8 +9,9 @@
 # missing ($CLEW_BENCH_WORK/SHAPE-SCALE, default ../bench-work); builds the in-memory release binary when --bin is
 # not given and $CARGO_TARGET_DIR/release/clew is missing (`cargo build --release --no-default-features --bin
 # clew`); starts the server; loads the model and the tuples over HTTP (scripts/load_http.py load); writes the
-# request bodies (load_http.py bodies); verifies every answer against answers_ref/ (load_http.py verify); runs
-# wrk for each endpoint (a short warm-up, then the measured run); verifies again; stops the server; prints the
+# request bodies (load_http.py bodies); verifies every answer against answers_ref/ (load_http.py verify: all 20,000
+# checks in batches and one by one, every filter and lookup); runs wrk for each endpoint (a short warm-up, then the
+# measured run); verifies again (the batches, 1,000 single checks, filters, lookups); stops the server; prints the
 # table. wrk's --timeout (default 30s here; wrk's own is 2s) only bounds a reply; a reply slower than it counts as a
 # socket error. Everything lands in --out (default $CARGO_TARGET_DIR/load-runs/SHAPE-SCALE-TIMESTAMP): server.log,
 # load.json, verify_{before,after}.json, wrk_ENDPOINT.txt, results.json, table.md.
@@ -86,7 +87,7 @@ $PY load --url "$URL" --workload "$W" | tee "$OUT/load.json"
 $PY bodies --workload "$W" --out "$OUT/bodies" >/dev/null
 echo "== verifying every answer against answers_ref/ (before the load)"
 STATUS=0
-$PY verify --url "$URL" --workload "$W" | tee "$OUT/verify_before.json" || STATUS=1
+$PY verify --url "$URL" --workload "$W" --checks 20000 | tee "$OUT/verify_before.json" || STATUS=1
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -146,7 +147,8 @@ for r in runs:
 v = [json.load(open(f"{out}/verify_{k}.json")) for k in ("before", "after")]
 for k, x in zip(("before", "after"), v):
     print(f"- verify {k}: {x['batch_checks']} checks in batches, {x['checks']} single checks, {x['filters']} filters, "
-          f"{x['lookups']} lookups ({x['lookup_objects']:,} objects); disagreements {x['disagreements']}")
+          f"{x['lookups']} lookups ({x['lookup_objects']:,} objects); disagreements {x['disagreements']}; "
+          f"answered from cached subject bitmaps: {x['cache_hits']}")
 json.dump({"runs": runs, "verify": v, "load": json.load(open(f"{out}/load.json"))}, open(f"{out}/results.json", "w"), indent=1)
 EOF
 for r in $(python3 -c "import json;[print(json.loads(l)['non2xx']+json.loads(l)['connect_err']+json.loads(l)['read_err']+json.loads(l)['write_err']+json.loads(l)['timeouts']) for l in open('$OUT/runs.jsonl')]"); do
