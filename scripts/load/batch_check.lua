@@ -1,0 +1,5 @@
+-- wrk script: POST /v1/batch-check with bodies rotated from the file given after `--` (see common.lua).
+ENDPOINT = "/v1/batch-check"
+ITEMS = 100  -- decisions per request
+local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(dir .. "common.lua")
