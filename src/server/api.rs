@@ -254,7 +254,20 @@ pub struct LookupBody {
     pub at_least_as_fresh: Option<u64>,
 }
 
-pub async fn lookup(State(s): State<Arc<AppState>>, Json(b): Json<LookupBody>) -> Reply {
+/// A lookup page as the API writes it: the page's fields and its conditional objects,
+/// serialized straight to bytes (a page can hold 100,000 objects; a JSON value tree of it would
+/// copy every one).
+#[derive(serde::Serialize)]
+struct LookupReply<'a> {
+    #[serde(flatten)]
+    page: &'a crate::service::bulk::LookupPage,
+    conditional: Vec<Value>,
+}
+
+pub async fn lookup(
+    State(s): State<Arc<AppState>>,
+    Json(b): Json<LookupBody>,
+) -> Result<axum::response::Response, ApiError> {
     let u = user("user", &b.user)?;
     let contextual = tuples("contextual_tuples", &b.contextual_tuples)?;
     let max_depth = depth(&s, b.max_depth)?;
@@ -286,17 +299,23 @@ pub async fn lookup(State(s): State<Arc<AppState>>, Json(b): Json<LookupBody>) -
         )?;
         s.metrics
             .decision("lookup", "allowed", page.objects.len() as u64);
-        let mut out = serde_json::to_value(&page).map_err(|e| ApiError::internal(e.to_string()))?;
-        out["conditional"] = json!(
-            page.conditional
+        let reply = LookupReply {
+            page: &page,
+            conditional: page
+                .conditional
                 .iter()
                 .map(|(o, m)| json!({"object": o.to_string(), "missing": m}))
-                .collect::<Vec<_>>()
-        );
-        Ok(out)
+                .collect(),
+        };
+        serde_json::to_vec(&reply).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await
-    .map(axum::Json)
+    .map(|bytes| {
+        axum::response::IntoResponse::into_response((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        ))
+    })
 }
 
 // ---- filter ----
