@@ -128,6 +128,20 @@ pub fn group_specs(model: &TypeSystem) -> Vec<(usize, GroupSpec)> {
     out
 }
 
+/// What a write of quads (a SPARQL update, an import) did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// The revision that holds the write, or the current one when it changed nothing.
+    pub revision: u64,
+    /// Whether it changed anything (a write that changes nothing makes no revision).
+    pub changed: bool,
+    /// Quads added and removed.
+    pub quads_added: usize,
+    pub quads_removed: usize,
+    /// Relationship tuples whose stored form it changed.
+    pub tuples_changed: usize,
+}
+
 /// What readers see: one revision's index and model.
 pub struct State {
     pub revision: u64,
@@ -418,6 +432,28 @@ impl Clew {
         let revision = self.store.commit(changes, source)?;
         self.advance(current, revision, changes);
         Ok(revision)
+    }
+
+    /// Publishes what a store write committed (a SPARQL update, an import) and says what it
+    /// did; a write that changed nothing leaves the state as it is.
+    fn publish_committed(&self, current: &State, out: &crate::store::Committed) -> Applied {
+        let Some(revision) = out.revision else {
+            return Applied {
+                revision: current.revision,
+                changed: false,
+                quads_added: 0,
+                quads_removed: 0,
+                tuples_changed: 0,
+            };
+        };
+        self.advance(current, revision, &out.changes);
+        Applied {
+            revision,
+            changed: true,
+            quads_added: out.added,
+            quads_removed: out.removed,
+            tuples_changed: out.tuples_touched,
+        }
     }
 
     /// Publishes the state after `revision`, which the store has committed: the current index

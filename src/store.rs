@@ -36,9 +36,9 @@ mod import;
 mod read;
 mod sparql;
 pub use attributes::{Attribute, AttributeValue};
-pub use import::{Document, ImportCommitted, ImportError, Location, RdfFormat, RdfSource};
+pub use import::{Document, ImportError, Location, RdfFormat, RdfSource};
 pub use read::{ModelVersion, TuplePattern};
-pub use sparql::SparqlUpdateOutcome;
+pub use sparql::Committed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -108,17 +108,7 @@ pub struct RdfImport<'a> {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ImportOutcome {
-    /// The revision that holds the import, or the current one when it changed nothing.
-    pub revision: u64,
-    /// Whether it changed anything (an import that changes nothing makes no revision).
-    pub changed: bool,
-    pub quads_added: usize,
-    pub quads_removed: usize,
-    /// Relationship tuples whose stored form it changed.
-    pub tuples_changed: usize,
-}
+pub type ImportOutcome = super::Applied;
 
 fn syntax(line: usize, column: usize, message: impl Into<String>) -> ImportError {
     ImportError::Syntax {
@@ -237,23 +227,7 @@ impl Clew {
         let out = self
             .store
             .import(docs, replace, current.model.as_deref(), log_source)?;
-        let Some(revision) = out.revision else {
-            return Ok(ImportOutcome {
-                revision: current.revision,
-                changed: false,
-                quads_added: 0,
-                quads_removed: 0,
-                tuples_changed: 0,
-            });
-        };
-        self.advance(&current, revision, &out.changes);
-        Ok(ImportOutcome {
-            revision,
-            changed: true,
-            quads_added: out.added,
-            quads_removed: out.removed,
-            tuples_changed: out.tuples_touched,
-        })
+        Ok(self.publish_committed(&current, &out))
     }
 
     /// Serializes the store's data graphs (see [`crate::store::Store::export_rdf`]).

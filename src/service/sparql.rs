@@ -5,18 +5,7 @@ use super::{Clew, ServiceError};
 use crate::sparql::{self, Answer, SparqlOptions};
 
 /// What an update did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SparqlUpdated {
-    /// The revision that holds the update, or the current one when it changed nothing.
-    pub revision: u64,
-    /// Whether it changed anything (an update that changes nothing makes no revision).
-    pub changed: bool,
-    /// Quads added and removed.
-    pub quads_added: usize,
-    pub quads_removed: usize,
-    /// Relationship tuples whose stored form it changed.
-    pub tuples_changed: usize,
-}
+pub type SparqlUpdated = super::Applied;
 
 impl Clew {
     /// Evaluates a SPARQL query. Returns the answer and a revision the store was at least at
@@ -45,22 +34,6 @@ impl Clew {
         let out = self
             .store
             .sparql_update(&update, options, current.model.as_deref(), "sparql")?;
-        let Some(revision) = out.revision else {
-            return Ok(SparqlUpdated {
-                revision: current.revision,
-                changed: false,
-                quads_added: 0,
-                quads_removed: 0,
-                tuples_changed: 0,
-            });
-        };
-        self.advance(&current, revision, &out.changes);
-        Ok(SparqlUpdated {
-            revision,
-            changed: true,
-            quads_added: out.added,
-            quads_removed: out.removed,
-            tuples_changed: out.tuples_touched,
-        })
+        Ok(self.publish_committed(&current, &out))
     }
 }

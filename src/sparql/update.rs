@@ -14,14 +14,14 @@ use oxigraph::model::{
     BlankNode, GraphName, GraphNameRef, Literal, NamedNode, NamedOrBlankNode, Quad, Term,
 };
 use oxigraph::sparql::{QueryResults, SparqlEvaluator, Variable};
-use oxigraph::store::Transaction;
+use oxigraph::store::{StorageError, Transaction};
 use spargebra::algebra::{GraphPattern, GraphTarget, QueryDataset};
 use spargebra::term::{
     GraphName as SGraphName, GraphNamePattern, GroundQuad, GroundQuadPattern, GroundTerm,
     GroundTermPattern, NamedNodePattern, Quad as SQuad, QuadPattern, TermPattern,
 };
 use spargebra::{GraphUpdateOperation, Query, Update};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// The net change an update made: quads that were not there before and are now, and quads that
@@ -38,39 +38,96 @@ impl Delta {
     }
 }
 
-/// The delta being built: writes go through here so it stays exact.
+/// The exact delta of writes made through it, in the order they were first made.
+#[derive(Default)]
+pub(crate) struct DeltaBuilder {
+    added: Vec<Option<Quad>>,
+    removed: Vec<Option<Quad>>,
+    added_at: HashMap<Quad, usize>,
+    removed_at: HashMap<Quad, usize>,
+}
+
+impl DeltaBuilder {
+    pub(crate) fn insert(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        q: &Quad,
+    ) -> Result<(), StorageError> {
+        if tx.contains(q)? {
+            return Ok(());
+        }
+        tx.insert(q);
+        match self.removed_at.remove(q) {
+            Some(i) => {
+                if let Some(slot) = self.removed.get_mut(i) {
+                    *slot = None;
+                }
+            }
+            None => {
+                self.added_at.insert(q.clone(), self.added.len());
+                self.added.push(Some(q.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        q: &Quad,
+    ) -> Result<(), StorageError> {
+        if !tx.contains(q)? {
+            return Ok(());
+        }
+        tx.remove(q);
+        match self.added_at.remove(q) {
+            Some(i) => {
+                if let Some(slot) = self.added.get_mut(i) {
+                    *slot = None;
+                }
+            }
+            None => {
+                self.removed_at.insert(q.clone(), self.removed.len());
+                self.removed.push(Some(q.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Quads added or removed so far (net).
+    pub(crate) fn len(&self) -> usize {
+        self.added_at.len() + self.removed_at.len()
+    }
+
+    pub(crate) fn into_delta(self) -> Delta {
+        Delta {
+            added: self.added.into_iter().flatten().collect(),
+            removed: self.removed.into_iter().flatten().collect(),
+        }
+    }
+}
+
+/// Writes of an update go through here (into the transaction and the delta), within the
+/// update's quad budget.
 struct Net<'t, 'a> {
     tx: &'t mut Transaction<'a>,
-    added: HashSet<Quad>,
-    removed: HashSet<Quad>,
+    delta: DeltaBuilder,
     limit: usize,
 }
 
 impl Net<'_, '_> {
     fn insert(&mut self, q: Quad) -> Result<(), SparqlError> {
-        if self.tx.contains(&q)? {
-            return Ok(());
-        }
-        self.tx.insert(&q);
-        if !self.removed.remove(&q) {
-            self.added.insert(q);
-        }
+        self.delta.insert(self.tx, &q)?;
         self.check_size()
     }
 
     fn remove(&mut self, q: Quad) -> Result<(), SparqlError> {
-        if !self.tx.contains(&q)? {
-            return Ok(());
-        }
-        self.tx.remove(&q);
-        if !self.added.remove(&q) {
-            self.removed.insert(q);
-        }
+        self.delta.remove(self.tx, &q)?;
         self.check_size()
     }
 
     fn check_size(&self) -> Result<(), SparqlError> {
-        if self.added.len() + self.removed.len() > self.limit {
+        if self.delta.len() > self.limit {
             return Err(SparqlError::UpdateTooLarge(self.limit));
         }
         Ok(())
@@ -110,8 +167,7 @@ pub fn apply(
     let deadline = options.deadline();
     let mut net = Net {
         tx,
-        added: HashSet::new(),
-        removed: HashSet::new(),
+        delta: DeltaBuilder::default(),
         limit: options.max_update_quads,
     };
     for op in &update.operations {
@@ -220,8 +276,10 @@ pub fn apply(
             },
         }
     }
-    let mut added: Vec<Quad> = net.added.into_iter().collect();
-    let mut removed: Vec<Quad> = net.removed.into_iter().collect();
+    let Delta {
+        mut added,
+        mut removed,
+    } = net.delta.into_delta();
     // A stable order, so the change log reads the same for the same update.
     added.sort_by_cached_key(ToString::to_string);
     removed.sort_by_cached_key(ToString::to_string);

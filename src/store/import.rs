@@ -18,18 +18,16 @@
 //! was.
 
 use super::sparql::{graph_str, is_protected};
-use super::{Store, StoreError, log_revision, nn};
-use crate::index::TupleChange;
+use super::{Committed, Store, StoreError, nn};
 use crate::iri::{LOG_GRAPH, MODELS_GRAPH, NS, REL};
 use crate::model::typesystem::TypeSystem;
 use crate::sparql::SparqlError;
-use crate::sparql::update::Delta;
+use crate::sparql::update::DeltaBuilder;
 use crate::tuple::{Tuple, TupleKey};
 use oxigraph::io::{RdfParser, RdfSerializer, RdfSyntaxError};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{GraphName, GraphNameRef, NamedOrBlankNode, Quad, TripleRef};
 use oxigraph::store::Transaction;
-use std::collections::HashMap;
 
 /// The RDF formats Clew imports and exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -224,18 +222,6 @@ impl Document {
     }
 }
 
-/// What an import did.
-#[derive(Debug, Default)]
-pub struct ImportCommitted {
-    /// The revision holding it; `None` when it changed nothing (no revision is made).
-    pub revision: Option<u64>,
-    pub added: usize,
-    pub removed: usize,
-    /// The tuple changes for the index (as [`super::SparqlUpdateOutcome::changes`]).
-    pub changes: Vec<TupleChange>,
-    pub tuples_touched: usize,
-}
-
 fn target_graph(iri: &str) -> Result<GraphName, ImportError> {
     let g = GraphName::NamedNode(nn(iri).map_err(|e| ImportError::Iri {
         what: "graph",
@@ -304,62 +290,6 @@ fn rdfxml_error_offset(bytes: &[u8], base_iri: Option<&str>) -> Option<usize> {
     }
 }
 
-/// The exact delta of writes made through it, in the order they were first made.
-#[derive(Default)]
-struct Net {
-    added: Vec<Option<Quad>>,
-    removed: Vec<Option<Quad>>,
-    added_at: HashMap<Quad, usize>,
-    removed_at: HashMap<Quad, usize>,
-}
-
-impl Net {
-    fn insert(&mut self, tx: &mut Transaction<'_>, q: &Quad) -> Result<(), ImportError> {
-        if tx.contains(q)? {
-            return Ok(());
-        }
-        tx.insert(q);
-        match self.removed_at.remove(q) {
-            Some(i) => {
-                if let Some(slot) = self.removed.get_mut(i) {
-                    *slot = None;
-                }
-            }
-            None => {
-                self.added_at.insert(q.clone(), self.added.len());
-                self.added.push(Some(q.clone()));
-            }
-        }
-        Ok(())
-    }
-
-    fn remove(&mut self, tx: &mut Transaction<'_>, q: &Quad) -> Result<(), ImportError> {
-        if !tx.contains(q)? {
-            return Ok(());
-        }
-        tx.remove(q);
-        match self.added_at.remove(q) {
-            Some(i) => {
-                if let Some(slot) = self.added.get_mut(i) {
-                    *slot = None;
-                }
-            }
-            None => {
-                self.removed_at.insert(q.clone(), self.removed.len());
-                self.removed.push(Some(q.clone()));
-            }
-        }
-        Ok(())
-    }
-
-    fn into_delta(self) -> Delta {
-        Delta {
-            added: self.added.into_iter().flatten().collect(),
-            removed: self.removed.into_iter().flatten().collect(),
-        }
-    }
-}
-
 impl Store {
     /// Parses a whole RDF document; nothing is stored. See the module documentation for where
     /// its quads go.
@@ -422,9 +352,9 @@ impl Store {
         replace: bool,
         model: Option<&TypeSystem>,
         source: &str,
-    ) -> Result<ImportCommitted, ImportError> {
+    ) -> Result<Committed, ImportError> {
         let mut tx = self.db.start_transaction()?;
-        let mut net = Net::default();
+        let mut net = DeltaBuilder::default();
         if replace {
             let mut cleared: Vec<&GraphName> = Vec::new();
             for g in docs.iter().flat_map(|d| &d.graphs) {
@@ -454,19 +384,7 @@ impl Store {
             }
         }
         let delta = net.into_delta();
-        if delta.is_empty() {
-            return Ok(ImportCommitted::default());
-        }
-        let (changes, tuples_touched) = self.tuple_changes(&tx, &delta, model)?;
-        let revision = log_revision(&mut tx, &delta.added, &delta.removed, source)?;
-        tx.commit()?;
-        Ok(ImportCommitted {
-            revision: Some(revision),
-            added: delta.added.len(),
-            removed: delta.removed.len(),
-            changes,
-            tuples_touched,
-        })
+        Ok(self.commit_delta(tx, &delta, model, source)?)
     }
 
     /// The quads storing `key` in graph `g` (in `tx`): its plain triple and its conditional

@@ -27,10 +27,10 @@ impl From<StoreError> for SparqlError {
     }
 }
 
-/// What an update did.
+/// What a committed write (a SPARQL update or an import) did.
 #[derive(Debug, Default)]
-pub struct SparqlUpdateOutcome {
-    /// The revision holding the update; `None` when it changed nothing (no revision is made).
+pub struct Committed {
+    /// The revision holding the write; `None` when it changed nothing (no revision is made).
     pub revision: Option<u64>,
     /// Quads added and removed.
     pub added: usize,
@@ -80,11 +80,25 @@ impl Store {
         options: &SparqlOptions,
         model: Option<&TypeSystem>,
         source: &str,
-    ) -> Result<SparqlUpdateOutcome, SparqlError> {
+    ) -> Result<Committed, SparqlError> {
         let mut tx = self.db.start_transaction()?;
         let delta = sparql::update::apply(&mut tx, update, options)?;
+        self.commit_delta(tx, &delta, model, source)
+    }
+
+    /// Finishes a write whose exact `delta` is applied in `tx`: refuses changes to Clew's own
+    /// graphs, validates the tuples it creates and derives the index's tuple changes, logs it as
+    /// one revision and commits. An empty delta commits nothing and makes no revision; any error
+    /// drops the transaction.
+    pub(super) fn commit_delta(
+        &self,
+        mut tx: Transaction<'_>,
+        delta: &Delta,
+        model: Option<&TypeSystem>,
+        source: &str,
+    ) -> Result<Committed, SparqlError> {
         if delta.is_empty() {
-            return Ok(SparqlUpdateOutcome::default());
+            return Ok(Committed::default());
         }
         if let Some(q) = delta
             .added
@@ -94,10 +108,10 @@ impl Store {
         {
             return Err(SparqlError::ReadOnlyGraph(graph_str(&q.graph_name).into()));
         }
-        let (changes, tuples_touched) = self.tuple_changes(&tx, &delta, model)?;
+        let (changes, tuples_touched) = self.tuple_changes(&tx, delta, model)?;
         let revision = log_revision(&mut tx, &delta.added, &delta.removed, source)?;
         tx.commit()?;
-        Ok(SparqlUpdateOutcome {
+        Ok(Committed {
             revision: Some(revision),
             added: delta.added.len(),
             removed: delta.removed.len(),
