@@ -419,18 +419,15 @@ pub fn prepare_query(text: &str, options: &SparqlOptions) -> Result<AnswerKind, 
     })
 }
 
-/// Rebuilds an error a worker process reported (by its [`SparqlError::kind`] and message).
-pub fn error_from_worker(kind: &str, message: String) -> SparqlError {
+/// Rebuilds an error a worker process reported (by its [`SparqlError::kind`] and message),
+/// under the options the worker ran with.
+pub fn error_from_worker(kind: &str, message: String, options: &SparqlOptions) -> SparqlError {
     match kind {
         "sparql_syntax" => SparqlError::Syntax(message),
         "sparql_refused" => SparqlError::Refused(message),
         "sparql_evaluation" => SparqlError::Evaluation(message),
-        "sparql_too_many_results" => SparqlError::TooManyResults(
-            message
-                .split_whitespace()
-                .find_map(|w| w.parse().ok())
-                .unwrap_or(0),
-        ),
+        "sparql_timeout" => SparqlError::Timeout(options.timeout),
+        "sparql_too_many_results" => SparqlError::TooManyResults(options.max_results),
         _ => SparqlError::Internal(message),
     }
 }

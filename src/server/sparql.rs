@@ -373,10 +373,7 @@ async fn in_worker(
         .rev()
         .find_map(|l| serde_json::from_str::<WorkerError>(l).ok())
     {
-        let e = match report.code.as_str() {
-            "sparql_timeout" => sparql::SparqlError::Timeout(opts.timeout),
-            code => sparql::error_from_worker(code, report.message),
-        };
+        let e = sparql::error_from_worker(&report.code, report.message, opts);
         return Err(e.into());
     }
     // No report: it died — out of its address space (allocation failure aborts), or killed.
