@@ -23,7 +23,7 @@ use crate::index::{Change, Snapshot, TupleChange};
 use crate::iri::TUPLES_GRAPH;
 use crate::model::typesystem::{CompileError, TupleRuleError, TypeSystem};
 use crate::model::{RestrictionKind, Rewrite};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Vocabulary};
 use crate::tuple::{Tuple, TupleKey};
 use arc_swap::ArcSwap;
 use cache::{NodeWrites, ReachCache};
@@ -151,6 +151,8 @@ pub struct State {
     node_writes: NodeWrites,
     /// Leopard-style closures of nested groups at this revision.
     pub groups: Arc<GroupIndex>,
+    /// The graph's bindings and axioms at this revision.
+    pub vocab: Arc<Vocabulary>,
 }
 
 impl State {
@@ -159,6 +161,7 @@ impl State {
         model: Option<Arc<TypeSystem>>,
         index: Arc<Snapshot>,
         groups: Arc<GroupIndex>,
+        vocab: Arc<Vocabulary>,
     ) -> Self {
         let node_writes = NodeWrites::new(model.as_deref());
         Self {
@@ -167,6 +170,7 @@ impl State {
             index,
             node_writes,
             groups,
+            vocab,
         }
     }
 
@@ -276,8 +280,19 @@ impl Clew {
             Some(dsl) => Some(Arc::new(TypeSystem::from_dsl(&dsl)?)),
             None => None,
         };
-        let changes: Vec<TupleChange> = store
-            .all_tuples()?
+        let vocab = store.vocabulary()?;
+        let mut tuples = store.all_tuples()?;
+        if let Some(m) = &model {
+            // Clew's own triples first: a key stored both ways keeps its own (maybe conditional) form.
+            let own: HashSet<TupleKey> = tuples.iter().map(|(t, _)| t.key()).collect();
+            tuples.extend(
+                store
+                    .bound_tuples(&vocab, m)?
+                    .into_iter()
+                    .filter(|(t, _)| !own.contains(&t.key())),
+            );
+        }
+        let changes: Vec<TupleChange> = tuples
             .into_iter()
             .map(|(tuple, graph)| TupleChange {
                 change: Change::Add,
@@ -295,6 +310,7 @@ impl Clew {
             model,
             Arc::new(index),
             Arc::new(groups),
+            Arc::new(vocab),
         ))
     }
 
@@ -315,13 +331,18 @@ impl Clew {
         let (add, remove) = self.store.model_quads(&ts, current.revision + 1)?;
         let revision = self.store.commit_quads(&add, &remove, "model")?;
         let id = ts.id.clone();
-        let index = current.index.apply(revision, &[], TUPLES_GRAPH);
+        // What the bindings read depends on the model's type restrictions.
+        let changes = self
+            .store
+            .rederive(&current.vocab, current.model.as_deref(), &ts)?;
+        let index = current.index.apply(revision, &changes, TUPLES_GRAPH);
         let groups = GroupIndex::build(&index, group_specs(&ts));
         self.publish(State::new(
             revision,
             Some(ts),
             Arc::new(index),
             Arc::new(groups),
+            current.vocab.clone(),
         ));
         Ok((id, revision))
     }
@@ -430,7 +451,26 @@ impl Clew {
         source: &str,
     ) -> Result<u64, ServiceError> {
         let revision = self.store.commit(changes, source)?;
-        self.advance(current, revision, changes);
+        // A removed key can still be stored another way (in another graph, or as a triple a
+        // binding reads): the index keeps it in that form.
+        let mut applied = Vec::with_capacity(changes.len());
+        for c in changes {
+            applied.push(c.clone());
+            if c.change == Change::Remove {
+                let key = c.tuple.key();
+                if let Some((tuple, graph)) =
+                    self.store
+                        .stored_tuple(&current.vocab, current.model.as_deref(), &key)?
+                {
+                    applied.push(TupleChange {
+                        change: Change::Add,
+                        tuple,
+                        graph,
+                    });
+                }
+            }
+        }
+        self.advance(current, revision, &applied, None);
         Ok(revision)
     }
 
@@ -446,7 +486,7 @@ impl Clew {
                 tuples_changed: 0,
             };
         };
-        self.advance(current, revision, &out.changes);
+        self.advance(current, revision, &out.changes, out.vocabulary.clone());
         Applied {
             revision,
             changed: true,
@@ -458,7 +498,13 @@ impl Clew {
 
     /// Publishes the state after `revision`, which the store has committed: the current index
     /// with `changes` applied, and the group closures updated to match.
-    fn advance(&self, current: &State, revision: u64, changes: &[TupleChange]) {
+    fn advance(
+        &self,
+        current: &State,
+        revision: u64,
+        changes: &[TupleChange],
+        vocab: Option<Vocabulary>,
+    ) {
         let index = current.index.apply(revision, changes, TUPLES_GRAPH);
         let groups = current.groups.update(&index, changes);
         #[cfg(debug_assertions)]
@@ -470,6 +516,7 @@ impl Clew {
             current.model.clone(),
             Arc::new(index),
             Arc::new(groups),
+            vocab.map(Arc::new).unwrap_or_else(|| current.vocab.clone()),
         ));
     }
 
@@ -522,6 +569,56 @@ impl Clew {
                 });
             }
         }
-        Ok(engine::check(view, request)?)
+        let mut result = engine::check(view, request)?;
+        if let Some(e) = &mut result.explanation {
+            self.annotate(state, e)?;
+        }
+        Ok(result)
     }
+
+    /// Shows each stored tuple of an explanation as it is stored: a tuple read through a
+    /// binding gets the triple it was read from (original predicate and direction), the binding
+    /// and the axioms relied on. Tuples stored as Clew's own triples keep theirs.
+    pub fn annotate(&self, state: &State, e: &mut engine::Explanation) -> Result<(), ServiceError> {
+        let Some(model) = state.model.as_deref() else {
+            return Ok(());
+        };
+        if state.vocab.is_empty() {
+            return Ok(());
+        }
+        for step in &mut e.path {
+            let (Some(text), Some(_)) = (&step.tuple, &step.triple) else {
+                continue;
+            };
+            let Some(key) = parse_key(text) else {
+                continue;
+            };
+            if self.store.own_tuple(&key)?.is_some() {
+                continue;
+            }
+            let Some(s) = self
+                .store
+                .supports(&state.vocab, model, &key)?
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            step.triple = s.triples.first().cloned();
+            if s.triples.len() > 1 {
+                step.chain = s.triples;
+            }
+            step.binding = Some(s.binding);
+            step.axioms = s.axioms;
+        }
+        Ok(())
+    }
+}
+
+/// A tuple key from its shorthand `object#relation@user` (the object has no `#`, the relation
+/// no `@`).
+fn parse_key(text: &str) -> Option<TupleKey> {
+    let (object, rest) = text.split_once('#')?;
+    let (relation, user) = rest.split_once('@')?;
+    Tuple::parse(user, relation, object).ok().map(|t| t.key())
 }

@@ -32,10 +32,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod attributes;
+pub mod bindings;
 mod import;
 mod read;
 mod sparql;
 pub use attributes::{Attribute, AttributeValue};
+pub use bindings::{BindingError, Support, Vocabulary};
 pub use import::{Document, ImportError, Location, RdfFormat, RdfSource};
 pub use read::{ModelVersion, TuplePattern};
 pub use sparql::Committed;
@@ -50,6 +52,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("this build has no on-disk store (built without the `rocksdb` feature)")]
     NoDisk,
+    /// A binding in the graph cannot be read.
+    #[error("{0}")]
+    Binding(#[from] BindingError),
+    /// Reading the graph through its bindings would exceed a limit.
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// One revision of the change log.
@@ -389,6 +397,105 @@ impl Store {
                         out.push((t, graph_arc));
                     }
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bindings and axioms of the data graphs (see [`bindings`]).
+    pub fn vocabulary(&self) -> Result<Vocabulary, StoreError> {
+        Vocabulary::load(&self.db)
+    }
+
+    /// Every tuple the data graphs read through bindings under `model` (each once, with the
+    /// graph of the triple it was read from), beyond Clew's own triples.
+    pub fn bound_tuples(
+        &self,
+        vocab: &Vocabulary,
+        model: &TypeSystem,
+    ) -> Result<Vec<(Tuple, Arc<str>)>, StoreError> {
+        if vocab.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reader = bindings::Reader::new(vocab, &self.iris, model, &self.db);
+        Ok(reader
+            .all()?
+            .into_iter()
+            .map(|(t, g)| (t, Arc::from(g.unwrap_or_default().as_str())))
+            .collect())
+    }
+
+    /// How the data graphs read a tuple key through bindings: the stored triples, binding and
+    /// axioms of each way (empty when only Clew's own triples, or nothing, store it).
+    pub fn supports(
+        &self,
+        vocab: &Vocabulary,
+        model: &TypeSystem,
+        key: &TupleKey,
+    ) -> Result<Vec<Support>, StoreError> {
+        if vocab.is_empty() {
+            return Ok(Vec::new());
+        }
+        bindings::Reader::new(vocab, &self.iris, model, &self.db).supports(key)
+    }
+
+    /// A tuple key's form among Clew's own triples (plain or conditional) in the data graphs.
+    pub fn own_tuple(&self, key: &TupleKey) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
+        self.own_form(&self.db, key)
+    }
+
+    /// The stored form of a tuple key in the committed store: Clew's own triples first, else
+    /// a bound triple (see [`Store::supports`]).
+    pub fn stored_tuple(
+        &self,
+        vocab: &Vocabulary,
+        model: Option<&TypeSystem>,
+        key: &TupleKey,
+    ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
+        let reader = model
+            .filter(|_| !vocab.is_empty())
+            .map(|m| bindings::Reader::new(vocab, &self.iris, m, &self.db));
+        self.stored_form(&self.db, reader.as_ref(), key)
+    }
+
+    /// The tuple changes a model change makes to what the bindings read: every bound tuple
+    /// under either model, in its stored form under the new one.
+    pub fn rederive(
+        &self,
+        vocab: &Vocabulary,
+        old: Option<&TypeSystem>,
+        new: &TypeSystem,
+    ) -> Result<Vec<TupleChange>, StoreError> {
+        if vocab.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for m in old.into_iter().chain([new]) {
+            for (t, _) in bindings::Reader::new(vocab, &self.iris, m, &self.db).all()? {
+                keys.insert(t.key());
+            }
+        }
+        let reader = bindings::Reader::new(vocab, &self.iris, new, &self.db);
+        let tuples: Arc<str> = Arc::from(TUPLES_GRAPH);
+        let mut out = Vec::new();
+        for key in keys {
+            let stored = self.stored_form(&self.db, Some(&reader), &key)?;
+            out.push(TupleChange {
+                change: Change::Remove,
+                tuple: Tuple {
+                    object: key.object,
+                    relation: key.relation,
+                    user: key.user,
+                    condition: None,
+                },
+                graph: tuples.clone(),
+            });
+            if let Some((t, g)) = stored {
+                out.push(TupleChange {
+                    change: Change::Add,
+                    tuple: t,
+                    graph: g,
+                });
             }
         }
         Ok(out)

@@ -95,6 +95,18 @@ pub struct PathStep {
     /// `contextual` for a contextual tuple.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The `clew:RelationBinding` the tuple was read through, when its triple is in another
+    /// vocabulary (then `triple` is that triple, with its original predicate and direction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
+    /// For a tuple read through a transitive property: every stored triple of the chain, in
+    /// order (`triple` is the first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<Triple>,
+    /// The RDFS/OWL axioms the reading relied on (`rdfs:subPropertyOf`, `owl:inverseOf`,
+    /// `rdfs:subClassOf`, `owl:TransitiveProperty`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub axioms: Vec<Triple>,
 }
 
 /// The explanation of an allow: the path of steps from the object to the user.
@@ -137,6 +149,9 @@ fn tuple_step(
         condition: condition.clone(),
         triple,
         source,
+        binding: None,
+        chain: Vec::new(),
+        axioms: Vec::new(),
     }
 }
 
@@ -148,6 +163,9 @@ fn rule_step(at: &str, rule: &str) -> PathStep {
         condition: None,
         triple: None,
         source: None,
+        binding: None,
+        chain: Vec::new(),
+        axioms: Vec::new(),
     }
 }
 

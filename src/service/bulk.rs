@@ -539,6 +539,9 @@ impl Clew {
                     },
                 )?;
                 item.explanation = r.explanation;
+                if let Some(e) = &mut item.explanation {
+                    self.annotate(&state, e)?;
+                }
             }
         }
         Ok(out)

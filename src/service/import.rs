@@ -224,9 +224,13 @@ impl Clew {
     ) -> Result<ImportOutcome, ServiceError> {
         let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
         let current = self.state.load_full();
-        let out = self
-            .store
-            .import(docs, replace, current.model.as_deref(), log_source)?;
+        let out = self.store.import(
+            docs,
+            replace,
+            current.model.as_deref(),
+            &current.vocab,
+            log_source,
+        )?;
         Ok(self.publish_committed(&current, &out))
     }
 
@@ -269,7 +273,12 @@ impl Clew {
 
     fn tuples_of(&self, graphs: Option<&[String]>) -> Result<Vec<Tuple>, ServiceError> {
         let mut tuples: Vec<(String, bool, std::sync::Arc<str>, Tuple)> = Vec::new();
-        for (t, g) in self.store.all_tuples()? {
+        let state = self.state.load_full();
+        let mut all = self.store.all_tuples()?;
+        if let Some(model) = state.model.as_deref() {
+            all.extend(self.store.bound_tuples(&state.vocab, model)?);
+        }
+        for (t, g) in all {
             let selected = match graphs {
                 Some(gs) if !gs.is_empty() => gs.iter().any(|s| *s == *g),
                 _ => &*g != LOG_GRAPH && &*g != MODELS_GRAPH,

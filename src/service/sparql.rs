@@ -31,9 +31,13 @@ impl Clew {
         let update = sparql::parse_update(text, options)?;
         let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
         let current = self.state.load_full();
-        let out = self
-            .store
-            .sparql_update(&update, options, current.model.as_deref(), "sparql")?;
+        let out = self.store.sparql_update(
+            &update,
+            options,
+            current.model.as_deref(),
+            &current.vocab,
+            "sparql",
+        )?;
         Ok(self.publish_committed(&current, &out))
     }
 }

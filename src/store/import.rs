@@ -351,6 +351,7 @@ impl Store {
         docs: &[Document],
         replace: bool,
         model: Option<&TypeSystem>,
+        vocab: &super::Vocabulary,
         source: &str,
     ) -> Result<Committed, ImportError> {
         let mut tx = self.db.start_transaction()?;
@@ -384,7 +385,7 @@ impl Store {
             }
         }
         let delta = net.into_delta();
-        Ok(self.commit_delta(tx, &delta, model, source)?)
+        Ok(self.commit_delta(tx, &delta, model, vocab, source)?)
     }
 
     /// The quads storing `key` in graph `g` (in `tx`): its plain triple and its conditional

@@ -5,6 +5,7 @@
 //! the delta logged as one revision and committed; any error drops the transaction, so nothing
 //! of a rejected update is stored.
 
+use super::bindings::{Reader, Source, Vocabulary};
 use super::{Store, StoreError, clew, log_revision, nn};
 use crate::index::{Change, TupleChange};
 use crate::iri::{LOG_GRAPH, MODELS_GRAPH, REL, TUPLES_GRAPH};
@@ -13,7 +14,7 @@ use crate::sparql::update::Delta;
 use crate::sparql::{self, Answer, SparqlError, SparqlOptions};
 use crate::tuple::{Tuple, TupleKey};
 use oxigraph::model::vocab::rdf;
-use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Term};
+use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
 use oxigraph::store::Transaction;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,7 +24,13 @@ const TUPLE_NODES: &str = "https://clew.dev/tuple/";
 
 impl From<StoreError> for SparqlError {
     fn from(e: StoreError) -> Self {
-        SparqlError::Internal(e.to_string())
+        match e {
+            StoreError::Binding(b) => SparqlError::InvalidTuple(format!(
+                "the write leaves a binding that cannot be read: {b}"
+            )),
+            StoreError::Limit(m) => SparqlError::InvalidTuple(m),
+            other => SparqlError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -40,6 +47,8 @@ pub struct Committed {
     pub changes: Vec<TupleChange>,
     /// Distinct tuple keys touched.
     pub tuples_touched: usize,
+    /// The graph's bindings and axioms after the write, when it changed them.
+    pub vocabulary: Option<Vocabulary>,
 }
 
 pub(super) fn graph_str(g: &GraphName) -> &str {
@@ -79,11 +88,12 @@ impl Store {
         update: &spargebra::Update,
         options: &SparqlOptions,
         model: Option<&TypeSystem>,
+        vocab: &Vocabulary,
         source: &str,
     ) -> Result<Committed, SparqlError> {
         let mut tx = self.db.start_transaction()?;
         let delta = sparql::update::apply(&mut tx, update, options)?;
-        self.commit_delta(tx, &delta, model, source)
+        self.commit_delta(tx, &delta, model, vocab, source)
     }
 
     /// Finishes a write whose exact `delta` is applied in `tx`: refuses changes to Clew's own
@@ -95,6 +105,7 @@ impl Store {
         mut tx: Transaction<'_>,
         delta: &Delta,
         model: Option<&TypeSystem>,
+        vocab: &Vocabulary,
         source: &str,
     ) -> Result<Committed, SparqlError> {
         if delta.is_empty() {
@@ -108,7 +119,7 @@ impl Store {
         {
             return Err(SparqlError::ReadOnlyGraph(graph_str(&q.graph_name).into()));
         }
-        let (changes, tuples_touched) = self.tuple_changes(&tx, delta, model)?;
+        let (changes, tuples_touched, vocabulary) = self.tuple_changes(&tx, delta, model, vocab)?;
         let revision = log_revision(&mut tx, &delta.added, &delta.removed, source)?;
         tx.commit()?;
         Ok(Committed {
@@ -117,6 +128,7 @@ impl Store {
             removed: delta.removed.len(),
             changes,
             tuples_touched,
+            vocabulary,
         })
     }
 
@@ -127,7 +139,8 @@ impl Store {
         tx: &Transaction<'_>,
         delta: &Delta,
         model: Option<&TypeSystem>,
-    ) -> Result<(Vec<TupleChange>, usize), SparqlError> {
+        vocab: &Vocabulary,
+    ) -> Result<(Vec<TupleChange>, usize, Option<Vocabulary>), SparqlError> {
         let mut keys: BTreeSet<TupleKey> = BTreeSet::new();
         // Conditional-tuple nodes touched, each once, in first-seen order.
         let mut nodes: Vec<(NamedNode, GraphName)> = Vec::new();
@@ -208,47 +221,98 @@ impl Store {
                 }
             }
         }
+        // Tuples read through bindings: those of the quads the delta touches, of the nodes whose
+        // class it changed, and (when it changed a binding or an axiom) every bound triple's,
+        // read both before and after.
+        let schema_changed = delta
+            .added
+            .iter()
+            .chain(&delta.removed)
+            .any(Vocabulary::is_schema);
+        let new_vocab = if schema_changed {
+            let v = Vocabulary::load(tx)?;
+            (v != *vocab).then_some(v)
+        } else {
+            None
+        };
+        let after_vocab = new_vocab.as_ref().unwrap_or(vocab);
+        let after = match model {
+            Some(model) if !after_vocab.is_empty() || !vocab.is_empty() => {
+                let before = Reader::new(vocab, &self.iris, model, &self.db);
+                let after = Reader::new(after_vocab, &self.iris, model, tx);
+                if new_vocab.is_some() {
+                    for reader in [&before, &after] {
+                        for (t, _) in reader.all()? {
+                            keys.insert(t.key());
+                        }
+                    }
+                } else {
+                    bound_keys(&before, &after, delta, &mut keys)?;
+                }
+                Some(after)
+            }
+            _ => None,
+        };
         let touched = keys.len();
         let mut changes = Vec::with_capacity(keys.len() * 2);
         let tuples: Arc<str> = Arc::from(TUPLES_GRAPH);
         for key in keys {
-            if let Some((t, g)) = self.stored_form_in(tx, &key)? {
-                changes.push(TupleChange {
-                    change: Change::Remove,
-                    tuple: t.clone(),
-                    graph: tuples.clone(),
-                });
+            let stored = self.stored_form(tx, after.as_ref(), &key)?;
+            changes.push(TupleChange {
+                change: Change::Remove,
+                tuple: Tuple {
+                    object: key.object.clone(),
+                    relation: key.relation.clone(),
+                    user: key.user.clone(),
+                    condition: None,
+                },
+                graph: tuples.clone(),
+            });
+            if let Some((t, g)) = stored {
                 changes.push(TupleChange {
                     change: Change::Add,
                     tuple: t,
                     graph: g,
                 });
-            } else {
-                changes.push(TupleChange {
-                    change: Change::Remove,
-                    tuple: Tuple {
-                        object: key.object,
-                        relation: key.relation,
-                        user: key.user,
-                        condition: None,
-                    },
-                    graph: tuples.clone(),
-                });
             }
         }
-        Ok((changes, touched))
+        Ok((changes, touched, new_vocab))
     }
 
-    /// How a tuple key is stored in `tx` across the data graphs, if it is: an unconditional
-    /// triple wins over a conditional node, and the tuple graph over other graphs.
-    fn stored_form_in(
+    /// The stored form of a tuple key in `src`, if any: Clew's own forms (see
+    /// [`Store::own_form`]), else the first triple a binding reads it from.
+    pub(super) fn stored_form(
         &self,
-        tx: &Transaction<'_>,
+        src: &dyn Source,
+        bound: Option<&Reader<'_>>,
+        key: &TupleKey,
+    ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
+        if let Some(found) = self.own_form(src, key)? {
+            return Ok(Some(found));
+        }
+        let Some(reader) = bound else {
+            return Ok(None);
+        };
+        Ok(reader.supports(key)?.into_iter().next().map(|s| {
+            let g = s
+                .triples
+                .first()
+                .and_then(|t| t.graph.clone())
+                .unwrap_or_default();
+            (s.tuple, Arc::from(g.as_str()))
+        }))
+    }
+
+    /// How a tuple key is stored in Clew's own forms across the data graphs, if it is: an
+    /// unconditional triple wins over a conditional node, and the tuple graph over other graphs.
+    pub(super) fn own_form(
+        &self,
+        src: &dyn Source,
         key: &TupleKey,
     ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
         let s = nn(&self.iris.object(&key.object))?;
         let p = nn(&self.iris.relation(&key.relation))?;
-        let o = nn(&self.iris.user(&key.user))?;
+        let o = Term::NamedNode(nn(&self.iris.user(&key.user))?);
         let plain = Tuple {
             object: key.object.clone(),
             relation: key.relation.clone(),
@@ -256,16 +320,7 @@ impl Store {
             condition: None,
         };
         let mut other: Option<Arc<str>> = None;
-        for q in tx.quads_for_pattern(
-            Some(s.as_ref().into()),
-            Some(p.as_ref()),
-            Some(o.as_ref().into()),
-            None,
-        ) {
-            let q = q?;
-            if is_protected(&q.graph_name) {
-                continue;
-            }
+        for q in src.find(Some(s.as_ref()), Some(p.as_ref()), Some(o.as_ref()))? {
             let g = graph_str(&q.graph_name);
             if g == TUPLES_GRAPH {
                 return Ok(Some((plain, Arc::from(TUPLES_GRAPH))));
@@ -278,25 +333,14 @@ impl Store {
         let node = nn(&self
             .iris
             .conditional_tuple(&key.object, &key.relation, &key.user))?;
-        let ty = clew("ConditionalTuple");
+        let ty = Term::NamedNode(clew("ConditionalTuple"));
         let mut found: Option<(Tuple, Arc<str>)> = None;
-        for q in tx.quads_for_pattern(
-            Some(node.as_ref().into()),
-            Some(rdf::TYPE),
-            Some(ty.as_ref().into()),
-            None,
-        ) {
-            let q = q?;
-            if is_protected(&q.graph_name) {
-                continue;
-            }
-            let quads: Vec<_> = tx
-                .quads_for_pattern(
-                    Some(node.as_ref().into()),
-                    None,
-                    None,
-                    Some(q.graph_name.as_ref()),
-                )
+        for q in src.find(Some(node.as_ref()), Some(rdf::TYPE), Some(ty.as_ref()))? {
+            let quads: Vec<_> = src
+                .find(Some(node.as_ref()), None, None)?
+                .into_iter()
+                .filter(|x| x.graph_name == q.graph_name)
+                .map(Ok)
                 .collect();
             if let Some(t) = self.parse_conditional(quads)? {
                 if t.key() == *key {
@@ -310,4 +354,54 @@ impl Store {
         }
         Ok(found)
     }
+}
+
+/// The tuple keys a delta may change through bindings when the vocabulary stays: the tuples its
+/// quads are read as, those of every bound triple at a node whose bound class it changed, and for
+/// a transitive binding every pair the changed edges join; each read before and after.
+fn bound_keys(
+    before: &Reader<'_>,
+    after: &Reader<'_>,
+    delta: &Delta,
+    keys: &mut BTreeSet<TupleKey>,
+) -> Result<(), StoreError> {
+    let mut quads: Vec<&Quad> = Vec::new();
+    let mut nodes: BTreeSet<NamedNode> = BTreeSet::new();
+    for q in delta.added.iter().chain(&delta.removed) {
+        if before.vocab.reads(q.predicate.as_str()) {
+            quads.push(q);
+        }
+        if before.vocab.is_typing(q) {
+            if let NamedOrBlankNode::NamedNode(n) = &q.subject {
+                nodes.insert(n.clone());
+            }
+        }
+    }
+    let mut around: Vec<Quad> = Vec::new();
+    for n in &nodes {
+        let t = Term::NamedNode(n.clone());
+        for reader in [before, after] {
+            for q in reader.src.find(Some(n.as_ref()), None, None)? {
+                if reader.vocab.reads(q.predicate.as_str()) {
+                    around.push(q);
+                }
+            }
+            for q in reader.src.find(None, None, Some(t.as_ref()))? {
+                if reader.vocab.reads(q.predicate.as_str()) {
+                    around.push(q);
+                }
+            }
+        }
+    }
+    for q in quads.into_iter().chain(&around) {
+        for reader in [before, after] {
+            for s in reader.read(q)? {
+                for k in reader.closure_candidates(&s)? {
+                    keys.insert(k);
+                }
+                keys.insert(s.tuple.key());
+            }
+        }
+    }
+    Ok(())
 }
