@@ -875,13 +875,11 @@ impl<'a> Reader<'a> {
         let mut out = Vec::new();
         for a in &above {
             for b in &below {
-                if a != b {
-                    out.push(TupleKey {
-                        object: a.clone(),
-                        relation: r.relation.clone(),
-                        user: User::Object(b.clone()),
-                    });
-                }
+                out.push(TupleKey {
+                    object: a.clone(),
+                    relation: r.relation.clone(),
+                    user: User::Object(b.clone()),
+                });
             }
         }
         Ok(out)
@@ -957,8 +955,9 @@ impl<'a> Reader<'a> {
         to: &ObjectRef,
     ) -> Result<Option<Support>, StoreError> {
         let mut prev: HashMap<ObjectRef, (ObjectRef, Support)> = HashMap::new();
+        // `from` is not marked seen, so that a cycle back to it (from == to) is found.
         let mut queue = VecDeque::from([from.clone()]);
-        let mut seen: HashSet<ObjectRef> = HashSet::from([from.clone()]);
+        let mut seen: HashSet<ObjectRef> = HashSet::new();
         while let Some(n) = queue.pop_front() {
             for (m, s) in self.edges(&r.binding, &r.object_type, &r.relation, &n, true)? {
                 if !seen.insert(m.clone()) {
@@ -968,7 +967,10 @@ impl<'a> Reader<'a> {
                 if m == *to {
                     let mut steps = Vec::new();
                     let mut at = m;
-                    while let Some((p, s)) = prev.remove(&at) {
+                    while at != *from || steps.is_empty() {
+                        let Some((p, s)) = prev.remove(&at) else {
+                            break;
+                        };
                         steps.push(s);
                         at = p;
                     }
@@ -1042,7 +1044,8 @@ impl<'a> Reader<'a> {
                 let mut queue: VecDeque<(&ObjectRef, &Option<String>)> =
                     next.get(start).into_iter().flatten().copied().collect();
                 while let Some((n, g)) = queue.pop_front() {
-                    if n == *start || !reached.insert(n) {
+                    // A cycle back to the start is a (reflexive) pair too.
+                    if !reached.insert(n) {
                         continue;
                     }
                     let t = Tuple {
