@@ -68,7 +68,14 @@ pub struct Revision {
     pub source: String,
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// The tuples the revision made hold and stop holding, when it recorded them (a graph with
+    /// bindings): one JSON object a line.
+    pub tuples: Option<(Vec<String>, Vec<String>)>,
 }
+
+/// The net tuple changes of a write, as the change log records them: (added, removed), each
+/// tuple with its graph.
+pub type NetTuples = (Vec<(Tuple, Arc<str>)>, Vec<(Tuple, Arc<str>)>);
 
 /// The Oxigraph-backed store.
 pub struct Store {
@@ -281,7 +288,7 @@ impl Store {
         for q in added {
             tx.insert(q);
         }
-        let next = log_revision(&mut tx, added, removed, source)?;
+        let next = log_revision(&mut tx, added, removed, None, source)?;
         tx.commit()?;
         Ok(next)
     }
@@ -296,6 +303,7 @@ impl Store {
             source: String::new(),
             added: Vec::new(),
             removed: Vec::new(),
+            tuples: None,
         };
         let mut found = false;
         for q in
@@ -313,6 +321,8 @@ impl Store {
                 Some("source") => out.source = l.value().to_string(),
                 Some("added") => out.added = lines(),
                 Some("removed") => out.removed = lines(),
+                Some("tuplesAdded") => out.tuples.get_or_insert_default().0 = lines(),
+                Some("tuplesRemoved") => out.tuples.get_or_insert_default().1 = lines(),
                 _ => {}
             }
         }
@@ -725,6 +735,7 @@ fn log_revision(
     tx: &mut oxigraph::store::Transaction<'_>,
     added: &[Quad],
     removed: &[Quad],
+    net: Option<&NetTuples>,
     source: &str,
 ) -> Result<u64, StoreError> {
     let log = graph(LOG_GRAPH);
@@ -765,6 +776,25 @@ fn log_revision(
         ("removed", lit(&text(removed)).into()),
     ] {
         tx.insert(&Quad::new(rev.clone(), clew(p), o, log.clone()));
+    }
+    if let Some((plus, minus)) = net {
+        let json = |ts: &[(Tuple, Arc<str>)]| {
+            ts.iter()
+                .map(|(t, g)| {
+                    let mut v = serde_json::json!(crate::tuple::TupleSpec::from(t));
+                    v["graph"] = serde_json::json!(&**g);
+                    format!("{v}\n")
+                })
+                .collect::<String>()
+        };
+        for (p, ts) in [("tuplesAdded", plus), ("tuplesRemoved", minus)] {
+            tx.insert(&Quad::new(
+                rev.clone(),
+                clew(p),
+                lit(&json(ts)),
+                log.clone(),
+            ));
+        }
     }
     tx.insert(&Quad::new(rev, rdf::TYPE, clew("Revision"), log));
     Ok(next)

@@ -523,8 +523,20 @@ fn explanations_show_stored_triples_bindings_and_axioms() {
         ]
     );
     // Remove the subclass axiom: p1 is no longer a user, so the next check denies.
-    update(&clew, &format!("DELETE DATA {{ {} }}", AXIOMS[2])).unwrap();
+    let rev = update(&clew, &format!("DELETE DATA {{ {} }}", AXIOMS[2]))
+        .unwrap()
+        .revision;
     assert!(!allowed(&clew, "user:p1", "viewer", "document:x0"));
+    // The change log records the tuple the axiom carried, though no quad of it was removed.
+    let entry = clew.store().revision_entry(rev).unwrap().unwrap();
+    let (plus, minus) = entry.tuples.expect("net tuples are recorded with bindings");
+    assert!(plus.is_empty(), "{plus:?}");
+    assert_eq!(minus.len(), 1, "{minus:?}");
+    let removed: serde_json::Value = serde_json::from_str(&minus[0]).unwrap();
+    assert_eq!(
+        (&removed["user"], &removed["relation"], &removed["object"]),
+        (&"user:p1".into(), &"member".into(), &"group:g0".into())
+    );
     update(&clew, &format!("INSERT DATA {{ {} }}", AXIOMS[2])).unwrap();
     assert!(allowed(&clew, "user:p1", "viewer", "document:x0"));
 }
@@ -643,5 +655,52 @@ fn a_bound_graph_reads_the_same_after_a_reopen() {
         index_tuples(&clew)
     };
     let clew = Clew::open(dir.path()).unwrap();
+    assert_eq!(index_tuples(&clew), want);
+}
+
+/// The ontology's example file reads as the tuples its comments say, under the model its header
+/// gives.
+#[test]
+fn the_ontology_example_reads_as_its_comments_say() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/ontology/examples/bindings.ttl"
+    ))
+    .unwrap();
+    let model: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("#   model"))
+        .take_while(|l| l.starts_with("#  "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+    let clew = Clew::memory().unwrap();
+    clew.write_model(&model).unwrap();
+    clew.import_rdf(
+        text.as_bytes(),
+        &clew::service::RdfImport {
+            source: clew::store::RdfSource {
+                format: clew::store::RdfFormat::Turtle,
+                graph: "https://example.org/graph/steward",
+                force_graph: false,
+                base_iri: None,
+            },
+            replace: false,
+            log_source: "test",
+        },
+    )
+    .unwrap();
+    let want: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| {
+            l.split_once(".  ")
+                .or_else(|| l.split_once("; "))?
+                .1
+                .trim()
+                .strip_prefix("# ")
+                .map(str::to_string)
+        })
+        .filter(|c| c.contains('#') && c.contains('@') && !c.contains(' '))
+        .collect();
+    assert_eq!(want.len(), 5, "{want:?}");
     assert_eq!(index_tuples(&clew), want);
 }

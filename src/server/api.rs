@@ -748,11 +748,9 @@ pub struct AttributesBody {
 pub async fn attributes(State(s): State<Arc<AppState>>, Json(b): Json<AttributesBody>) -> Reply {
     let o = object("object", &b.object)?;
     blocking(move || {
-        let revision = s
-            .clew
-            .read_state(consistency(b.at_least_as_fresh))?
-            .revision;
-        let attributes = s.clew.store().attributes(&o)?;
+        let state = s.clew.read_state(consistency(b.at_least_as_fresh))?;
+        let revision = state.revision;
+        let attributes = s.clew.store().attributes(&o, &state.vocab)?;
         Ok(axum::Json(json!({
             "object": o.to_string(),
             "attributes": attributes,

@@ -54,12 +54,23 @@ fn event_of(app: &AppState, n: u64) -> Result<Event, String> {
             })
             .collect::<Vec<_>>()
     };
+    let recorded = |lines: &[String]| {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    let (tuples_added, tuples_removed) = match &entry.tuples {
+        // Recorded by a write to a graph with bindings.
+        Some((plus, minus)) => (recorded(plus), recorded(minus)),
+        None => (tuples(&entry.added), tuples(&entry.removed)),
+    };
     let data = json!({
         "revision": n,
         "time": entry.time,
         "source": entry.source,
-        "tuples_added": tuples(&entry.added),
-        "tuples_removed": tuples(&entry.removed),
+        "tuples_added": tuples_added,
+        "tuples_removed": tuples_removed,
         "added": entry.added,
         "removed": entry.removed,
     });

@@ -108,14 +108,24 @@ fn local_name(iri: &str) -> &str {
 impl Store {
     /// The literal-valued triples on an object's node, in every data graph (not Clew's models
     /// or change log, and not Clew's own `clew:` vocabulary), sorted by predicate.
-    pub fn attributes(&self, object: &ObjectRef) -> Result<Vec<Attribute>, StoreError> {
-        let node = nn(&self.iris.object(object))?;
+    /// With bindings, the object's node in its bound IRI space counts as well as Clew's own.
+    pub fn attributes(
+        &self,
+        object: &ObjectRef,
+        vocab: &super::Vocabulary,
+    ) -> Result<Vec<Attribute>, StoreError> {
+        let mut quads = Vec::new();
+        for iri in vocab.iris_of(&self.iris, object) {
+            let node = nn(&iri)?;
+            for q in self
+                .db
+                .quads_for_pattern(Some(node.as_ref().into()), None, None, None)
+            {
+                quads.push(q?);
+            }
+        }
         let mut out = Vec::new();
-        for q in self
-            .db
-            .quads_for_pattern(Some(node.as_ref().into()), None, None, None)
-        {
-            let q = q?;
+        for q in quads {
             let graph = match &q.graph_name {
                 GraphName::NamedNode(n) => n.as_str().to_string(),
                 _ => String::new(),

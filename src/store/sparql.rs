@@ -6,7 +6,7 @@
 //! of a rejected update is stored.
 
 use super::bindings::{Reader, Source, Vocabulary};
-use super::{Store, StoreError, clew, log_revision, nn};
+use super::{NetTuples, Store, StoreError, clew, log_revision, nn};
 use crate::index::{Change, TupleChange};
 use crate::iri::{LOG_GRAPH, MODELS_GRAPH, REL, TUPLES_GRAPH};
 use crate::model::typesystem::TypeSystem;
@@ -119,8 +119,9 @@ impl Store {
         {
             return Err(SparqlError::ReadOnlyGraph(graph_str(&q.graph_name).into()));
         }
-        let (changes, tuples_touched, vocabulary) = self.tuple_changes(&tx, delta, model, vocab)?;
-        let revision = log_revision(&mut tx, &delta.added, &delta.removed, source)?;
+        let (changes, tuples_touched, vocabulary, net) =
+            self.tuple_changes(&tx, delta, model, vocab)?;
+        let revision = log_revision(&mut tx, &delta.added, &delta.removed, net.as_ref(), source)?;
         tx.commit()?;
         Ok(Committed {
             revision: Some(revision),
@@ -140,7 +141,15 @@ impl Store {
         delta: &Delta,
         model: Option<&TypeSystem>,
         vocab: &Vocabulary,
-    ) -> Result<(Vec<TupleChange>, usize, Option<Vocabulary>), SparqlError> {
+    ) -> Result<
+        (
+            Vec<TupleChange>,
+            usize,
+            Option<Vocabulary>,
+            Option<NetTuples>,
+        ),
+        SparqlError,
+    > {
         let mut keys: BTreeSet<TupleKey> = BTreeSet::new();
         // Conditional-tuple nodes touched, each once, in first-seen order.
         let mut nodes: Vec<(NamedNode, GraphName)> = Vec::new();
@@ -236,9 +245,13 @@ impl Store {
             None
         };
         let after_vocab = new_vocab.as_ref().unwrap_or(vocab);
-        let after = match model {
-            Some(model) if !after_vocab.is_empty() || !vocab.is_empty() => {
-                let before = Reader::new(vocab, &self.iris, model, &self.db);
+        let bound = model.is_some() && (!after_vocab.is_empty() || !vocab.is_empty());
+        let before = match model {
+            Some(model) if bound => Some(Reader::new(vocab, &self.iris, model, &self.db)),
+            _ => None,
+        };
+        let after = match (model, &before) {
+            (Some(model), Some(before)) => {
                 let after = Reader::new(after_vocab, &self.iris, model, tx);
                 if new_vocab.is_some() {
                     for reader in [&before, &after] {
@@ -247,17 +260,27 @@ impl Store {
                         }
                     }
                 } else {
-                    bound_keys(&before, &after, delta, &mut keys)?;
+                    bound_keys(before, &after, delta, &mut keys)?;
                 }
                 Some(after)
             }
             _ => None,
         };
+        // With bindings, a quad can change tuples it is not (an axiom, a class): the log records
+        // the net tuple changes, which watchers read.
+        let mut net: Option<NetTuples> = bound.then(NetTuples::default);
         let touched = keys.len();
         let mut changes = Vec::with_capacity(keys.len() * 2);
         let tuples: Arc<str> = Arc::from(TUPLES_GRAPH);
         for key in keys {
             let stored = self.stored_form(tx, after.as_ref(), &key)?;
+            if let Some((plus, minus)) = &mut net {
+                let was = self.stored_form(&self.db, before.as_ref(), &key)?;
+                if was != stored {
+                    minus.extend(was);
+                    plus.extend(stored.clone());
+                }
+            }
             changes.push(TupleChange {
                 change: Change::Remove,
                 tuple: Tuple {
@@ -276,7 +299,7 @@ impl Store {
                 });
             }
         }
-        Ok((changes, touched, new_vocab))
+        Ok((changes, touched, new_vocab, net))
     }
 
     /// The stored form of a tuple key in `src`, if any: Clew's own forms (see
