@@ -25,7 +25,6 @@ pub mod watch;
 pub use config::{Config, ServeArgs};
 
 use crate::service::Clew;
-use crate::tuple::TupleSpec;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, Method, StatusCode, header};
@@ -465,26 +464,49 @@ async fn openapi_json() -> axum::Json<serde_json::Value> {
     axum::Json(openapi::document(&routes()))
 }
 
-/// The example graph `--demo` loads (embedded, so the binary needs no checkout).
-pub const DEMO_MODEL: &str = include_str!("../fixtures/docs/model.fga");
-pub const DEMO_TUPLES: &str = include_str!("../fixtures/docs/tuples.yaml");
+/// The example `--demo` loads (embedded, so the binary needs no checkout): the enterprise
+/// knowledge graph of `fixtures/enterprise/`, in plain FOAF/ORG/DCAT/PROV/Dublin Core, read
+/// through its bindings.
+pub const DEMO_MODEL: &str = include_str!("../fixtures/enterprise/model.fga");
+/// The demo's graphs: (graph IRI, Turtle).
+pub const DEMO_GRAPHS: [(&str, &str); 3] = [
+    (
+        "https://example.com/graph/bindings",
+        include_str!("../fixtures/enterprise/bindings.ttl"),
+    ),
+    (
+        "https://example.com/graph/vocabulary",
+        include_str!("../fixtures/enterprise/vocab.ttl"),
+    ),
+    (
+        "https://example.com/graph/enterprise",
+        include_str!("../fixtures/enterprise/graph.ttl"),
+    ),
+];
 
-/// Loads the demo graph into an empty store; leaves a store with data alone.
+/// Loads the demo into an empty store (the model, then its three graphs as one revision);
+/// leaves a store with data alone.
 pub fn load_demo(clew: &Clew) -> Result<bool, String> {
     if clew.state().revision > 0 {
         return Ok(false);
     }
     clew.write_model(DEMO_MODEL)
         .map_err(|e| format!("demo model: {e}"))?;
-    let specs: Vec<TupleSpec> =
-        serde_norway::from_str(DEMO_TUPLES).map_err(|e| format!("demo tuples: {e}"))?;
-    let tuples = specs
-        .iter()
-        .map(TupleSpec::to_tuple)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("demo tuples: {e}"))?;
-    clew.write_tuples_bulk(&tuples, &[], "demo")
-        .map_err(|e| format!("demo tuples: {e}"))?;
+    let mut docs = Vec::new();
+    for (graph, text) in DEMO_GRAPHS {
+        let source = crate::store::RdfSource {
+            format: crate::store::RdfFormat::Turtle,
+            graph,
+            force_graph: true,
+            base_iri: None,
+        };
+        docs.push(
+            clew.parse_rdf(text.as_bytes(), &source)
+                .map_err(|e| format!("demo graph <{graph}>: {e}"))?,
+        );
+    }
+    clew.import_documents(&docs, false, "demo")
+        .map_err(|e| format!("demo graphs: {e}"))?;
     Ok(true)
 }
 
@@ -552,7 +574,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let clew = Arc::new(clew);
     if config.demo {
         if load_demo(&clew)? {
-            tracing::info!("loaded the demo graph (fixtures/docs)");
+            tracing::info!("loaded the demo graph (fixtures/enterprise)");
         } else {
             tracing::info!("the store already holds data; --demo loads nothing");
         }
