@@ -515,16 +515,16 @@ fn demo_banner(addr: &std::net::SocketAddr) -> String {
     format!(
         r#"Try:
   curl -s {u}/v1/check -H 'content-type: application/json' \
-    -d '{{"user":"user:bob","relation":"viewer","object":"document:roadmap","explain":true}}'
+    -d '{{"user":"user:dan","relation":"reader","object":"dataset:gl-journal","explain":true}}'
   curl -s {u}/v1/lookup -H 'content-type: application/json' \
-    -d '{{"user":"user:anne","relation":"viewer","object_type":"document"}}'
+    -d '{{"user":"user:walt","relation":"viewer","object_type":"document"}}'
   curl -s {u}/v1/subjects -H 'content-type: application/json' \
-    -d '{{"object":"document:roadmap","relation":"viewer","subject_type":"user"}}'
+    -d '{{"object":"dataset:access-review","relation":"reader","subject_type":"user"}}'
   curl -s {u}/v1/tuples/write -H 'content-type: application/json' \
-    -d '{{"writes":[{{"user":"user:zoe","relation":"member","object":"group:platform"}}]}}'
+    -d '{{"writes":[{{"user":"user:zoe","relation":"invoker","object":"tool:pager"}}]}}'
   curl -s {u}/access/v1/evaluation -H 'content-type: application/json' \
-    -d '{{"subject":{{"type":"user","id":"erin"}},"action":{{"name":"viewer"}},"resource":{{"type":"document","id":"roadmap"}}}}'
-  curl -s '{u}/sparql' --data-urlencode 'query=SELECT ?s ?p ?o WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }} LIMIT 5'
+    -d '{{"subject":{{"type":"user","id":"quinn"}},"action":{{"name":"reader"}},"resource":{{"type":"dataset","id":"sales-pipeline"}}}}'
+  curl -s '{u}/sparql' --data-urlencode 'query=SELECT ?who WHERE {{ ?who <http://www.w3.org/ns/org#memberOf> <https://id.example.com/org/data-eng> }}'
   curl -sN '{u}/v1/watch?since=0'
   curl -s {u}/metrics
 "#

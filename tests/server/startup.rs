@@ -82,16 +82,18 @@ fn run_examples(server: &Server) -> Res<usize> {
             }
             "/v1/lookup" => {
                 let objects = strings(&v["objects"]);
-                assert!(objects.contains(&"document:roadmap"), "{v}");
-                assert!(objects.contains(&"document:handbook"), "{v}");
+                assert!(objects.contains(&"document:access-review-findings"), "{v}");
+                assert!(objects.contains(&"document:security-audit-log-faq"), "{v}");
             }
             "/v1/subjects" => {
                 let subjects = strings(&v["subjects"]);
-                assert!(subjects.contains(&"user:bob"), "{v}");
-                assert!(!subjects.contains(&"user:erin"), "erin is blocked: {v}");
+                assert!(subjects.contains(&"user:walt"), "{v}");
+                assert!(!subjects.contains(&"user:tara"), "tara is embargoed: {v}");
             }
             "/v1/tuples/write" => assert_eq!(v["revision"], 3, "{v}"),
-            "/access/v1/evaluation" => assert_eq!(v["decision"], false, "erin is blocked: {v}"),
+            "/access/v1/evaluation" => {
+                assert_eq!(v["decision"], false, "quinn is embargoed: {v}")
+            }
             other => return Err(format!("the banner has an untested example {other}").into()),
         }
     }
@@ -129,8 +131,9 @@ fn a_second_demo_start_on_the_same_store_loads_nothing() -> Res {
     assert_eq!(models_again["versions"], models["versions"]);
     assert_eq!(models["versions"].as_array().map(Vec::len), Some(1));
     // The banner's write survived, and decisions work on the reopened store.
-    assert!(again.allowed("user:zoe", "viewer", "document:roadmap")?);
-    assert!(!again.allowed("user:erin", "viewer", "document:roadmap")?);
+    assert!(again.allowed("user:zoe", "can_invoke", "tool:pager")?);
+    assert!(again.allowed("user:dan", "reader", "dataset:gl-journal")?);
+    assert!(!again.allowed("user:quinn", "reader", "dataset:sales-pipeline")?);
     again.stop(Duration::from_secs(5))?;
     Ok(())
 }
