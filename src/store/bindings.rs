@@ -202,11 +202,14 @@ fn subject_iri(q: &Quad) -> Option<&str> {
     }
 }
 
+/// A binding node and its `clew:` properties (local name, value).
+type BindingNode = (String, Vec<(String, Term)>);
+
+/// A transitive binding's reading and its direct edges (object, user, graph of the triple).
+type TransitiveEdges = (Reading, Vec<(ObjectRef, ObjectRef, Option<String>)>);
+
 /// The binding nodes of a class, with each node's `clew:` properties.
-fn binding_nodes(
-    src: &dyn Source,
-    class: &str,
-) -> Result<Vec<(String, Vec<(String, Term)>)>, StoreError> {
+fn binding_nodes(src: &dyn Source, class: &str) -> Result<Vec<BindingNode>, StoreError> {
     let ty = iri(RDF_TYPE)?;
     let c = Term::NamedNode(iri(&format!("{NS}{class}"))?);
     let mut nodes: BTreeSet<String> = BTreeSet::new();
@@ -323,8 +326,8 @@ impl Vocabulary {
     }
 
     fn compile(
-        type_nodes: &[(String, Vec<(String, Term)>)],
-        relation_nodes: &[(String, Vec<(String, Term)>)],
+        type_nodes: &[BindingNode],
+        relation_nodes: &[BindingNode],
         sub_class: &[(String, String, Triple)],
         sub_property: &[(String, String, Triple)],
         inverse: &[(String, String, Triple)],
@@ -1011,8 +1014,7 @@ impl<'a> Reader<'a> {
         let mut out: Vec<(Tuple, Option<String>)> = Vec::new();
         let mut seen: HashSet<TupleKey> = HashSet::new();
         // Transitive bindings: their direct edges, per binding, to close afterwards.
-        let mut edges: BTreeMap<String, (Reading, Vec<(ObjectRef, ObjectRef, Option<String>)>)> =
-            BTreeMap::new();
+        let mut edges: BTreeMap<String, TransitiveEdges> = BTreeMap::new();
         for p in self.vocab.readings.keys() {
             let pred = iri(p)?;
             for q in self.src.find(None, Some(pred.as_ref()), None)? {

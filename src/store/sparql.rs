@@ -34,6 +34,15 @@ impl From<StoreError> for SparqlError {
     }
 }
 
+/// What a delta does to the tuples: the index's changes, the distinct keys touched, the new
+/// vocabulary if it changed one, and the net changes the log records (with bindings).
+type TupleChanges = (
+    Vec<TupleChange>,
+    usize,
+    Option<Vocabulary>,
+    Option<NetTuples>,
+);
+
 /// What a committed write (a SPARQL update or an import) did.
 #[derive(Debug, Default)]
 pub struct Committed {
@@ -141,15 +150,7 @@ impl Store {
         delta: &Delta,
         model: Option<&TypeSystem>,
         vocab: &Vocabulary,
-    ) -> Result<
-        (
-            Vec<TupleChange>,
-            usize,
-            Option<Vocabulary>,
-            Option<NetTuples>,
-        ),
-        SparqlError,
-    > {
+    ) -> Result<TupleChanges, SparqlError> {
         let mut keys: BTreeSet<TupleKey> = BTreeSet::new();
         // Conditional-tuple nodes touched, each once, in first-seen order.
         let mut nodes: Vec<(NamedNode, GraphName)> = Vec::new();
@@ -254,7 +255,7 @@ impl Store {
             (Some(model), Some(before)) => {
                 let after = Reader::new(after_vocab, &self.iris, model, tx);
                 if new_vocab.is_some() {
-                    for reader in [&before, &after] {
+                    for reader in [before, &after] {
                         for (t, _) in reader.all()? {
                             keys.insert(t.key());
                         }
