@@ -134,6 +134,13 @@ pub fn triple_of(q: &Quad) -> Triple {
     }
 }
 
+/// The triples a vocabulary change makes Clew re-read (see [`Vocabulary::diff`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VocabularyDiff {
+    pub predicates: BTreeSet<String>,
+    pub classes: BTreeSet<String>,
+}
+
 /// One IRI space of a bound type.
 #[derive(Debug, Clone, PartialEq)]
 struct Space {
@@ -508,6 +515,37 @@ impl Vocabulary {
             }
         }
         Ok(v)
+    }
+
+    /// What changes between two vocabularies, as the triples to re-read: the predicates whose
+    /// readings differ, and the classes whose instances change type. A change of a type's IRI
+    /// spaces re-reads every bound predicate.
+    pub fn diff(&self, other: &Vocabulary) -> VocabularyDiff {
+        let mut out = VocabularyDiff::default();
+        let same_spaces = self.types.len() == other.types.len()
+            && self
+                .types
+                .iter()
+                .all(|(t, b)| other.types.get(t).is_some_and(|o| o.spaces == b.spaces));
+        for p in self.readings.keys().chain(other.readings.keys()) {
+            let mine = self.readings.get(p);
+            let theirs = other.readings.get(p);
+            if !same_spaces || mine != theirs {
+                out.predicates.insert(p.clone());
+            }
+        }
+        let types: BTreeSet<&String> = self.types.keys().chain(other.types.keys()).collect();
+        let empty = BTreeMap::new();
+        for t in types {
+            let a = self.types.get(t).map_or(&empty, |b| &b.classes);
+            let b = other.types.get(t).map_or(&empty, |b| &b.classes);
+            for c in a.keys().chain(b.keys()) {
+                if a.contains_key(c) != b.contains_key(c) {
+                    out.classes.insert(c.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Whether a quad can change the vocabulary (a binding, or an axiom).

@@ -5,7 +5,7 @@
 //! the delta logged as one revision and committed; any error drops the transaction, so nothing
 //! of a rejected update is stored.
 
-use super::bindings::{Reader, Source, Vocabulary};
+use super::bindings::{Reader, Source, Vocabulary, VocabularyDiff};
 use super::{NetTuples, Store, StoreError, clew, log_revision, nn};
 use crate::index::{Change, TupleChange};
 use crate::iri::{LOG_GRAPH, MODELS_GRAPH, REL, TUPLES_GRAPH};
@@ -254,15 +254,12 @@ impl Store {
         let after = match (model, &before) {
             (Some(model), Some(before)) => {
                 let after = Reader::new(after_vocab, &self.iris, model, tx);
-                if new_vocab.is_some() {
-                    for reader in [before, &after] {
-                        for (t, _) in reader.all()? {
-                            keys.insert(t.key());
-                        }
-                    }
-                } else {
-                    bound_keys(before, &after, delta, &mut keys)?;
-                }
+                // A changed vocabulary re-reads only the triples it changes the reading of.
+                let diff = match &new_vocab {
+                    Some(v) => vocab.diff(v),
+                    None => VocabularyDiff::default(),
+                };
+                bound_keys(before, &after, delta, &diff, &mut keys)?;
                 Some(after)
             }
             _ => None,
@@ -387,21 +384,41 @@ fn bound_keys(
     before: &Reader<'_>,
     after: &Reader<'_>,
     delta: &Delta,
+    diff: &VocabularyDiff,
     keys: &mut BTreeSet<TupleKey>,
 ) -> Result<(), StoreError> {
     let mut quads: Vec<&Quad> = Vec::new();
     let mut nodes: BTreeSet<NamedNode> = BTreeSet::new();
     for q in delta.added.iter().chain(&delta.removed) {
-        if before.vocab.reads(q.predicate.as_str()) {
+        let p = q.predicate.as_str();
+        if before.vocab.reads(p) || after.vocab.reads(p) {
             quads.push(q);
         }
-        if before.vocab.is_typing(q) {
+        if before.vocab.is_typing(q) || after.vocab.is_typing(q) {
             if let NamedOrBlankNode::NamedNode(n) = &q.subject {
                 nodes.insert(n.clone());
             }
         }
     }
     let mut around: Vec<Quad> = Vec::new();
+    // The vocabulary changed: every triple of a predicate read differently, and every node of
+    // a class that changed type, before and after.
+    for p in &diff.predicates {
+        let p = nn(p)?;
+        for reader in [before, after] {
+            around.extend(reader.src.find(None, Some(p.as_ref()), None)?);
+        }
+    }
+    for c in &diff.classes {
+        let c = Term::NamedNode(nn(c)?);
+        for reader in [before, after] {
+            for q in reader.src.find(None, Some(rdf::TYPE), Some(c.as_ref()))? {
+                if let NamedOrBlankNode::NamedNode(n) = &q.subject {
+                    nodes.insert(n.clone());
+                }
+            }
+        }
+    }
     for n in &nodes {
         let t = Term::NamedNode(n.clone());
         for reader in [before, after] {
