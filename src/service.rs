@@ -329,12 +329,13 @@ impl Clew {
         let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
         let current = self.state.load_full();
         let (add, remove) = self.store.model_quads(&ts, current.revision + 1)?;
-        let revision = self.store.commit_quads(&add, &remove, "model")?;
-        let id = ts.id.clone();
-        // What the bindings read depends on the model's type restrictions.
+        // What the bindings read depends on the model's type restrictions (read before the
+        // commit, so that an error changes nothing).
         let changes = self
             .store
             .rederive(&current.vocab, current.model.as_deref(), &ts)?;
+        let revision = self.store.commit_quads(&add, &remove, "model")?;
+        let id = ts.id.clone();
         let index = current.index.apply(revision, &changes, TUPLES_GRAPH);
         let groups = GroupIndex::build(&index, group_specs(&ts));
         self.publish(State::new(
@@ -450,18 +451,19 @@ impl Clew {
         changes: &[TupleChange],
         source: &str,
     ) -> Result<u64, ServiceError> {
-        let revision = self.store.commit(changes, source)?;
         // A removed key can still be stored another way (in another graph, or as a triple a
-        // binding reads): the index keeps it in that form.
+        // binding reads): the index keeps it in that form. Found before the commit, so that an
+        // error leaves both the store and the index as they were.
         let mut applied = Vec::with_capacity(changes.len());
         for c in changes {
             applied.push(c.clone());
             if c.change == Change::Remove {
-                let key = c.tuple.key();
-                if let Some((tuple, graph)) =
-                    self.store
-                        .stored_tuple(&current.vocab, current.model.as_deref(), &key)?
-                {
+                if let Some((tuple, graph)) = self.store.stored_elsewhere(
+                    &current.vocab,
+                    current.model.as_deref(),
+                    &c.tuple.key(),
+                    &c.graph,
+                )? {
                     applied.push(TupleChange {
                         change: Change::Add,
                         tuple,
@@ -470,6 +472,7 @@ impl Clew {
                 }
             }
         }
+        let revision = self.store.commit(changes, source)?;
         self.advance(current, revision, &applied, None);
         Ok(revision)
     }

@@ -451,21 +451,39 @@ impl Store {
 
     /// A tuple key's form among Clew's own triples (plain or conditional) in the data graphs.
     pub fn own_tuple(&self, key: &TupleKey) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
-        self.own_form(&self.db, key)
+        self.own_form(&self.db, key, None)
     }
 
-    /// The stored form of a tuple key in the committed store: Clew's own triples first, else
-    /// a bound triple (see [`Store::supports`]).
-    pub fn stored_tuple(
+    /// How a tuple key would still be stored once its form in `removed_graph` is removed: Clew's
+    /// own triples in another graph, else a triple a binding reads (for a write that removes it
+    /// there, computed before that write commits).
+    pub fn stored_elsewhere(
         &self,
         vocab: &Vocabulary,
         model: Option<&TypeSystem>,
         key: &TupleKey,
+        removed_graph: &str,
     ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
-        let reader = model
-            .filter(|_| !vocab.is_empty())
-            .map(|m| bindings::Reader::new(vocab, &self.iris, m, &self.db));
-        self.stored_form(&self.db, reader.as_ref(), key)
+        if let Some(found) = self.own_form(&self.db, key, Some(removed_graph))? {
+            return Ok(Some(found));
+        }
+        match model {
+            Some(m) if !vocab.is_empty() => {
+                Ok(bindings::Reader::new(vocab, &self.iris, m, &self.db)
+                    .supports(key)?
+                    .into_iter()
+                    .next()
+                    .map(|s| {
+                        let g = s
+                            .triples
+                            .first()
+                            .and_then(|t| t.graph.clone())
+                            .unwrap_or_default();
+                        (s.tuple, Arc::from(g.as_str()))
+                    }))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The tuple changes a model change makes to what the bindings read: every bound tuple

@@ -308,7 +308,7 @@ impl Store {
         bound: Option<&Reader<'_>>,
         key: &TupleKey,
     ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
-        if let Some(found) = self.own_form(src, key)? {
+        if let Some(found) = self.own_form(src, key, None)? {
             return Ok(Some(found));
         }
         let Some(reader) = bound else {
@@ -324,12 +324,14 @@ impl Store {
         }))
     }
 
-    /// How a tuple key is stored in Clew's own forms across the data graphs, if it is: an
-    /// unconditional triple wins over a conditional node, and the tuple graph over other graphs.
+    /// How a tuple key is stored in Clew's own forms across the data graphs (but `except`), if
+    /// it is: an unconditional triple wins over a conditional node, and the tuple graph over
+    /// other graphs.
     pub(super) fn own_form(
         &self,
         src: &dyn Source,
         key: &TupleKey,
+        except: Option<&str>,
     ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
         let s = nn(&self.iris.object(&key.object))?;
         let p = nn(&self.iris.relation(&key.relation))?;
@@ -343,6 +345,9 @@ impl Store {
         let mut other: Option<Arc<str>> = None;
         for q in src.find(Some(s.as_ref()), Some(p.as_ref()), Some(o.as_ref()))? {
             let g = graph_str(&q.graph_name);
+            if Some(g) == except {
+                continue;
+            }
             if g == TUPLES_GRAPH {
                 return Ok(Some((plain, Arc::from(TUPLES_GRAPH))));
             }
@@ -357,6 +362,9 @@ impl Store {
         let ty = Term::NamedNode(clew("ConditionalTuple"));
         let mut found: Option<(Tuple, Arc<str>)> = None;
         for q in src.find(Some(node.as_ref()), Some(rdf::TYPE), Some(ty.as_ref()))? {
+            if Some(graph_str(&q.graph_name)) == except {
+                continue;
+            }
             let quads: Vec<_> = src
                 .find(Some(node.as_ref()), None, None)?
                 .into_iter()
