@@ -72,13 +72,31 @@ impl AppState {
     }
 }
 
-/// Runs `f` on the blocking pool.
+tokio::task_local! {
+    /// The deadline of the request being served (set by [`observe`]).
+    static DEADLINE: Instant;
+}
+
+/// Runs `f` on the blocking pool, under the request's deadline for writes
+/// ([`crate::service::with_write_deadline`]).
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    let deadline = DEADLINE.try_with(|d| *d).ok();
+    tokio::task::spawn_blocking(move || crate::service::with_write_deadline(deadline, f))
         .await
         .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+}
+
+/// Routes that write: their time limit applies until the write starts (reading the body,
+/// waiting for the single writer); a write that has started runs to completion and says how it
+/// ended, so that a client is never told "timeout" about a write that then commits.
+fn is_write(method: &str, route: &str) -> bool {
+    method == "POST"
+        && matches!(
+            route,
+            "/v1/tuples/write" | "/v1/model" | "/v1/import" | "/sparql"
+        )
 }
 
 /// One route: its path, method, handler, summary, and request body (for the OpenAPI document).
@@ -357,14 +375,21 @@ async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Re
     // handler answers, nothing is left unread, so a kept-alive connection stays usable after an
     // error; and a slow body counts against the request's time.
     let max_body = s.config.max_body_bytes;
-    let work = async move {
+    let deadline = start + limit;
+    let write = is_write(&method, &route);
+    let timed_out = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took longer than {} ms", limit.as_millis()),
+        )
+        .into_response()
+    };
+    let read = async move {
         let (parts, body) = req.into_parts();
         match axum::body::to_bytes(body, max_body).await {
-            Ok(bytes) => {
-                next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                    .await
-            }
-            Err(e) => {
+            Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+            Err(e) => Err({
                 let text = format!(
                     "{e} {}",
                     std::error::Error::source(&e)
@@ -382,17 +407,25 @@ async fn observe(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Re
                     ApiError::bad_request("invalid_body", format!("reading the request body: {e}"))
                         .into_response()
                 }
-            }
+            }),
         }
     };
-    let response = match tokio::time::timeout(limit, work).await {
-        Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!("the request took longer than {} ms", limit.as_millis()),
-        )
-        .into_response(),
+    let response = if write {
+        match tokio::time::timeout(limit, read).await {
+            Err(_) => timed_out(),
+            Ok(Err(r)) => r,
+            Ok(Ok(req)) => DEADLINE.scope(deadline, next.run(req)).await,
+        }
+    } else {
+        let work = async move {
+            match read.await {
+                Ok(req) => DEADLINE.scope(deadline, next.run(req)).await,
+                Err(r) => r,
+            }
+        };
+        tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| timed_out())
     };
     s.metrics.request(
         &route,

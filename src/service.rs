@@ -31,6 +31,26 @@ use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+thread_local! {
+    static WRITE_DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with a deadline for the writes it makes on this thread: a write that has not taken
+/// the single writer by then is refused with [`ServiceError::WriteDeadline`] and writes
+/// nothing; a write that has, runs to completion (so a caller is never told a write failed
+/// that then commits).
+pub fn with_write_deadline<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            WRITE_DEADLINE.set(self.0);
+        }
+    }
+    let _restore = Restore(WRITE_DEADLINE.replace(deadline));
+    f()
+}
 
 /// Revisions kept readable after newer ones are published, so that a paged answer's cursor can
 /// be followed at the revision it was computed at.
@@ -64,6 +84,10 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("the writer lock was poisoned by a panic in another writer")]
     Poisoned,
+    #[error(
+        "the write waited for the single writer past its time limit and was not started: nothing was written"
+    )]
+    WriteDeadline,
     #[error("{0}")]
     Request(#[from] bulk::RequestError),
     #[error("precondition failed: {0}")]
@@ -80,7 +104,7 @@ impl ServiceError {
     /// Whether the caller is at fault (a 4xx), as opposed to the service (a 5xx).
     pub fn is_user_error(&self) -> bool {
         match self {
-            ServiceError::Store(_) | ServiceError::Poisoned => false,
+            ServiceError::Store(_) | ServiceError::Poisoned | ServiceError::WriteDeadline => false,
             ServiceError::Sparql(e) => e.is_user_error(),
             ServiceError::Import(e) => e.is_user_error(),
             _ => true,
@@ -240,6 +264,16 @@ impl Clew {
         })
     }
 
+    /// Takes the single writer. Under a deadline ([`with_write_deadline`]) a write that gets it
+    /// too late is refused before it changes anything; once it has it, it runs to completion.
+    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, ()>, ServiceError> {
+        let guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        if WRITE_DEADLINE.get().is_some_and(|d| Instant::now() > d) {
+            return Err(ServiceError::WriteDeadline);
+        }
+        Ok(guard)
+    }
+
     /// Publishes a new state: readers see it from the next atomic load on; it joins the
     /// history so cursors can still read it later.
     fn publish(&self, state: State) {
@@ -326,7 +360,7 @@ impl Clew {
     /// Parses, validates and stores a model; it becomes current. Returns (model id, revision).
     pub fn write_model(&self, dsl: &str) -> Result<(String, u64), ServiceError> {
         let ts = Arc::new(TypeSystem::from_dsl(dsl)?);
-        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let _guard = self.lock_writer()?;
         let current = self.state.load_full();
         let (add, remove) = self.store.model_quads(&ts, current.revision + 1)?;
         // What the bindings read depends on the model's type restrictions (read before the
@@ -371,7 +405,7 @@ impl Clew {
         deletes: &[TupleKey],
         source: &str,
     ) -> Result<u64, ServiceError> {
-        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let _guard = self.lock_writer()?;
         self.write_locked(writes, deletes, source)
     }
 
@@ -431,7 +465,7 @@ impl Clew {
         graph: &str,
         source: &str,
     ) -> Result<u64, ServiceError> {
-        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let _guard = self.lock_writer()?;
         let current = self.state.load_full();
         let graph: Arc<str> = Arc::from(graph);
         let changes: Vec<TupleChange> = tuples

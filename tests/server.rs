@@ -11,6 +11,8 @@
 //! * [`watch`] — the change stream has every revision, in order, once, across reconnects.
 //! * [`shutdown`] — SIGTERM finishes in-flight requests and exits 0; the store reopens whole.
 //! * [`startup`] — `--demo` loads once, its banner works, logs stay off stdout.
+//! * [`timeouts`] — a write that has started outlives its time limit and says how it ended; a
+//!   write that waited past it is refused untouched.
 //!
 //! Every spawned server is killed when its guard drops, so a failing test leaves no process.
 //! (The modules live in `tests/server/`; a crate root resolves `mod` next to itself, hence the
@@ -30,5 +32,7 @@ mod freshness;
 mod shutdown;
 #[path = "server/startup.rs"]
 mod startup;
+#[path = "server/timeouts.rs"]
+mod timeouts;
 #[path = "server/watch.rs"]
 mod watch;

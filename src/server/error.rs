@@ -139,6 +139,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Import(i) => return import_error(i, message),
             ServiceError::Store(_) => (S::INTERNAL_SERVER_ERROR, "storage_error"),
             ServiceError::Poisoned => (S::INTERNAL_SERVER_ERROR, "internal"),
+            ServiceError::WriteDeadline => (S::SERVICE_UNAVAILABLE, "write_timeout"),
             #[allow(unreachable_patterns)]
             _ => {
                 if e.is_user_error() {

@@ -222,7 +222,7 @@ impl Clew {
         replace: bool,
         log_source: &str,
     ) -> Result<ImportOutcome, ServiceError> {
-        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let _guard = self.lock_writer()?;
         let current = self.state.load_full();
         let out = self.store.import(
             docs,
@@ -262,7 +262,7 @@ impl Clew {
         format: ExportFormat,
         graphs: Option<&[String]>,
     ) -> Result<(Vec<u8>, u64), ServiceError> {
-        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let _guard = self.lock_writer()?;
         let revision = self.state.load().revision;
         let bytes = match format {
             ExportFormat::Rdf(f) => self.store.export_rdf(f, graphs)?,

@@ -29,7 +29,7 @@ impl Clew {
         options: &SparqlOptions,
     ) -> Result<SparqlUpdated, ServiceError> {
         let update = sparql::parse_update(text, options)?;
-        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let _guard = self.lock_writer()?;
         let current = self.state.load_full();
         let out = self.store.sparql_update(
             &update,

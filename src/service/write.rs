@@ -30,7 +30,7 @@ impl Clew {
         if n > MAX_TUPLES_PER_WRITE {
             return Err(ServiceError::TooMany(n, MAX_TUPLES_PER_WRITE));
         }
-        let _guard = self.writer.lock().map_err(|_| ServiceError::Poisoned)?;
+        let _guard = self.lock_writer()?;
         for p in preconditions {
             let found = self.store.find_tuple(&p.key, TUPLES_GRAPH)?.is_some();
             if found != p.exists {

@@ -1,0 +1,84 @@
+//! Time limits and writes: a client is never told a write failed that then commits.
+//!
+//! * A write that takes longer than the request time limit once it has started (a large
+//!   import) runs to completion and answers with its revision, and the data is there.
+//! * A write that waits for the single writer past its time limit is refused with
+//!   `write_timeout` (503) before it changes anything: afterwards its tuple does not exist.
+
+use crate::harness::{MODEL, Res, Server};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// A tuple file big enough that importing it takes longer than the limit below.
+fn big_import(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"user\":\"user:u{i}\",\"relation\":\"member\",\"object\":\"group:g{}\"}}\n",
+                i % 97
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_started_write_outlives_its_time_limit_and_a_waiting_one_is_refused_untouched() -> Res {
+    let server = Server::start(&[
+        "--memory",
+        "--request-timeout-ms",
+        "2000",
+        "--max-body-bytes",
+        "64000000",
+    ])?;
+    server.write_model(MODEL)?;
+    let before = server.revision()?;
+    let body = big_import(60_000);
+    let url = server.url("/v1/import");
+    let started = Instant::now();
+    let import = std::thread::spawn(
+        move || -> Result<(u16, serde_json::Value, Duration), String> {
+            let agent = crate::harness::agent(Duration::from_secs(120));
+            let r = agent
+                .post(&url)
+                .header("content-type", "application/jsonl")
+                .send(body.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let (status, v) = crate::harness::reply(r).map_err(|e| e.to_string())?;
+            Ok((status, v, started.elapsed()))
+        },
+    );
+    // While the import holds the writer, a small write queues behind it past its limit.
+    std::thread::sleep(Duration::from_millis(1000));
+    let (status, v) = server.post(
+        "/v1/tuples/write",
+        &json!({"writes": [{"user": "user:late", "relation": "member", "object": "group:late"}]}),
+    )?;
+    let (import_status, import_reply, took) =
+        import.join().map_err(|_| "import thread panicked")??;
+    assert!(
+        took > Duration::from_millis(2000),
+        "the import must outlast the limit for this test to mean anything ({took:?})"
+    );
+    assert_eq!(import_status, 200, "{import_reply}");
+    let revision = import_reply["revision"].as_u64().ok_or("no revision")?;
+    assert!(revision > before, "{import_reply}");
+    assert!(server.allowed("user:u59999", "member", "group:g53")?);
+    // The late write is either refused, named, with nothing left behind (it queued behind the
+    // import past its limit: the usual case), or, if it took the writer before the import did,
+    // acknowledged and present. Never a "timeout" about a write that then commits.
+    match (status, v["code"].as_str()) {
+        (503, Some("write_timeout")) => {
+            assert!(!server.allowed("user:late", "member", "group:late")?);
+            assert_eq!(server.revision()?, revision);
+        }
+        (200, _) => {
+            assert!(server.allowed("user:late", "member", "group:late")?);
+            assert_eq!(
+                server.revision()?,
+                revision.max(v["revision"].as_u64().unwrap_or(0))
+            );
+        }
+        _ => return Err(format!("the late write: {status} {v}").into()),
+    }
+    Ok(())
+}
