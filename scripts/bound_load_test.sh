@@ -16,7 +16,8 @@ python3 scripts/bound_workload.py "$W" "$OUT"
 URL="http://127.0.0.1:$PORT"
 
 start() {
-  "$BIN" serve --memory --listen "127.0.0.1:$PORT" --max-body-bytes 200000000 >"$OUT/stdout" 2>"$OUT/stderr" &
+  "$BIN" serve --memory --listen "127.0.0.1:$PORT" --max-body-bytes 200000000 --request-timeout-ms 600000 \
+    >"$OUT/stdout" 2>"$OUT/stderr" &
   PID=$!
   for _ in $(seq 1 100); do grep -q "listening" "$OUT/stdout" 2>/dev/null && break; sleep 0.1; done
 }
