@@ -16,7 +16,7 @@ use crate::tuple::{Tuple, TupleKey};
 use oxigraph::model::vocab::rdf;
 use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
 use oxigraph::store::Transaction;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Conditional tuples are reified under this prefix (see [`crate::iri::IriMapper::conditional_tuple`]).
@@ -247,6 +247,7 @@ impl Store {
         };
         let after_vocab = new_vocab.as_ref().unwrap_or(vocab);
         let bound = model.is_some() && (!after_vocab.is_empty() || !vocab.is_empty());
+        let mut read = ReadForms::default();
         let before = match model {
             Some(model) if bound => Some(Reader::new(vocab, &self.iris, model, &self.db)),
             _ => None,
@@ -259,10 +260,25 @@ impl Store {
                     Some(v) => vocab.diff(v),
                     None => VocabularyDiff::default(),
                 };
-                bound_keys(before, &after, delta, &diff, &mut keys)?;
+                read = bound_keys(before, &after, delta, &diff, &mut keys)?;
                 Some(after)
             }
             _ => None,
+        };
+        // The stored form of a key: Clew's own triples, else a bound triple read above, else
+        // one found by a search (a triple that supports it and did not change).
+        let form = |src: &dyn Source,
+                    reader: Option<&Reader<'_>>,
+                    found: &HashMap<TupleKey, (Tuple, Arc<str>)>,
+                    key: &TupleKey|
+         -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
+            if let Some(own) = self.own_form(src, key, None)? {
+                return Ok(Some(own));
+            }
+            if let Some(f) = found.get(key) {
+                return Ok(Some(f.clone()));
+            }
+            self.stored_form(src, reader, key)
         };
         // With bindings, a quad can change tuples it is not (an axiom, a class): the log records
         // the net tuple changes, which watchers read.
@@ -271,10 +287,10 @@ impl Store {
         let mut changes = Vec::with_capacity(keys.len() * 2);
         let tuples: Arc<str> = Arc::from(TUPLES_GRAPH);
         for key in keys {
-            let stored = self.stored_form(tx, after.as_ref(), &key)?;
+            let stored = form(tx, after.as_ref(), &read.after, &key)?;
             if let Some((plus, minus)) = &mut net {
-                let was = self.stored_form(&self.db, before.as_ref(), &key)?;
-                if was != stored {
+                let was = form(&self.db, before.as_ref(), &read.before, &key)?;
+                if was.as_ref().map(|w| &w.0) != stored.as_ref().map(|s| &s.0) {
                     minus.extend(was);
                     plus.extend(stored.clone());
                 }
@@ -394,13 +410,19 @@ fn bound_keys(
     delta: &Delta,
     diff: &VocabularyDiff,
     keys: &mut BTreeSet<TupleKey>,
-) -> Result<(), StoreError> {
-    let mut quads: Vec<&Quad> = Vec::new();
+) -> Result<ReadForms, StoreError> {
+    // The candidate quads, each with the state it is in: (quad, in the state before, after).
+    let mut quads: Vec<(Quad, bool, bool)> = Vec::new();
     let mut nodes: BTreeSet<NamedNode> = BTreeSet::new();
-    for q in delta.added.iter().chain(&delta.removed) {
+    for (q, added) in delta
+        .added
+        .iter()
+        .map(|q| (q, true))
+        .chain(delta.removed.iter().map(|q| (q, false)))
+    {
         let p = q.predicate.as_str();
         if before.vocab.reads(p) || after.vocab.reads(p) {
-            quads.push(q);
+            quads.push((q.clone(), !added, added));
         }
         if before.vocab.is_typing(q) || after.vocab.is_typing(q) {
             if let NamedOrBlankNode::NamedNode(n) = &q.subject {
@@ -408,13 +430,14 @@ fn bound_keys(
             }
         }
     }
-    let mut around: Vec<Quad> = Vec::new();
     // The vocabulary changed: every triple of a predicate read differently, and every node of
     // a class that changed type, before and after.
     for p in &diff.predicates {
         let p = nn(p)?;
-        for reader in [before, after] {
-            around.extend(reader.src.find(None, Some(p.as_ref()), None)?);
+        for (reader, is_after) in [(before, false), (after, true)] {
+            for q in reader.src.find(None, Some(p.as_ref()), None)? {
+                quads.push((q, !is_after, is_after));
+            }
         }
     }
     for c in &diff.classes {
@@ -429,28 +452,46 @@ fn bound_keys(
     }
     for n in &nodes {
         let t = Term::NamedNode(n.clone());
-        for reader in [before, after] {
-            for q in reader.src.find(Some(n.as_ref()), None, None)? {
+        for (reader, is_after) in [(before, false), (after, true)] {
+            let mut at = reader.src.find(Some(n.as_ref()), None, None)?;
+            at.extend(reader.src.find(None, None, Some(t.as_ref()))?);
+            for q in at {
                 if reader.vocab.reads(q.predicate.as_str()) {
-                    around.push(q);
-                }
-            }
-            for q in reader.src.find(None, None, Some(t.as_ref()))? {
-                if reader.vocab.reads(q.predicate.as_str()) {
-                    around.push(q);
+                    quads.push((q, !is_after, is_after));
                 }
             }
         }
     }
-    for q in quads.into_iter().chain(&around) {
-        for reader in [before, after] {
+    // Each quad is read in the state it is in; what it is read as there is a stored form.
+    let mut out = ReadForms::default();
+    for (q, in_before, in_after) in &quads {
+        for (reader, present, found) in [
+            (before, *in_before, &mut out.before),
+            (after, *in_after, &mut out.after),
+        ] {
+            if !present {
+                continue;
+            }
             for s in reader.read(q)? {
                 for k in reader.closure_candidates(&s)? {
                     keys.insert(k);
                 }
-                keys.insert(s.tuple.key());
+                let key = s.tuple.key();
+                keys.insert(key.clone());
+                let graph = s.triples.first().and_then(|t| t.graph.clone());
+                found
+                    .entry(key)
+                    .or_insert_with(|| (s.tuple, Arc::from(graph.unwrap_or_default().as_str())));
             }
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Stored forms found while reading the candidate quads: what each key is read as, in the
+/// state before the write and after it.
+#[derive(Default)]
+struct ReadForms {
+    before: HashMap<TupleKey, (Tuple, Arc<str>)>,
+    after: HashMap<TupleKey, (Tuple, Arc<str>)>,
 }
