@@ -194,6 +194,8 @@ pub struct Clew {
     history_len: usize,
     cache: ReachCache,
     stats: Stats,
+    /// Folds the index's delta into a new compact base, off the writer's path.
+    compactor: crate::index::compact::Compactor,
 }
 
 /// Counters for metrics.
@@ -233,6 +235,7 @@ impl Clew {
             history_len: DEFAULT_HISTORY,
             cache: ReachCache::new(DEFAULT_CACHE_BYTES),
             stats: Stats::default(),
+            compactor: Default::default(),
         })
     }
 
@@ -459,7 +462,9 @@ impl Clew {
     /// Publishes the state after `revision`, which the store has committed: the current index
     /// with `changes` applied, and the group closures updated to match.
     fn advance(&self, current: &State, revision: u64, changes: &[TupleChange]) {
-        let index = current.index.apply(revision, changes, TUPLES_GRAPH);
+        let index = self
+            .compactor
+            .maintain(current.index.apply(revision, changes, TUPLES_GRAPH));
         let groups = current.groups.update(&index, changes);
         #[cfg(debug_assertions)]
         if let Err(e) = index.validate() {
