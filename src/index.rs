@@ -445,8 +445,8 @@ pub struct Snapshot {
     base: Arc<base::Base>,
     /// Objects interned since the base was built: id `base.objects.len() + i`.
     new_objects: Interner,
-    /// Object → its type (a `Name`), for every object.
-    object_types: Column<Name>,
+    /// The type of each object interned since the base was built (parallel to `new_objects`).
+    new_types: Column<Name>,
     /// Delta: (object, relation) → its whole edge list (empty: deleted).
     edges: IdMap<(Obj, Name), Arc<Edges>>,
     /// Delta: unconditional edges by user, (object type, relation, user) → objects (empty:
@@ -544,7 +544,10 @@ impl Snapshot {
     }
 
     pub fn object_type(&self, o: Obj) -> Option<Name> {
-        self.object_types.get(o as usize)
+        match o.checked_sub(self.base_objects()) {
+            None => self.base.object_type(o),
+            Some(i) => self.new_types.get(i as usize),
+        }
     }
 
     pub fn edges(&self, object: Obj, relation: Name) -> Option<EdgesRef<'_>> {
@@ -682,6 +685,20 @@ impl Snapshot {
         bytes
     }
 
+    /// An estimate of the heap bytes of the interned strings (objects and names).
+    pub fn interner_bytes_estimate(&self) -> u64 {
+        // A persistent interner entry: the shared string, its map entry and vector slot.
+        let persistent = |i: &Interner| {
+            (0..i.len())
+                .map(|n| 64 + i.resolve(idx32(n)).map_or(0, str::len) as u64)
+                .sum::<u64>()
+        };
+        self.base.objects.heap_bytes()
+            + persistent(&self.new_objects)
+            + persistent(&self.names)
+            + self.new_types.len() as u64 * 4
+    }
+
     /// The number of changes the delta holds over the base (its journal's length).
     pub fn delta_len(&self) -> usize {
         self.journal.len()
@@ -799,8 +816,10 @@ impl Snapshot {
     /// answers). O(tuples): run it off the writer's path (see [`compact::Compactor`]).
     pub fn compact(&self) -> Snapshot {
         let mut objects = self.base.objects.clone();
+        let mut types = self.base.types().to_vec();
         for i in 0..self.new_objects.len() {
             objects.intern(self.new_objects.resolve(idx32(i)).unwrap_or(""));
+            types.push(self.new_types.get(i).unwrap_or(0));
         }
         let mut records = Vec::with_capacity(usize::try_from(self.tuple_count).unwrap_or(0));
         self.for_each_edges(|object, relation, e| {
@@ -826,8 +845,9 @@ impl Snapshot {
             }
         });
         let mut next = self.clone();
-        next.base = Arc::new(base::Base::build(objects, &self.object_types, records));
+        next.base = Arc::new(base::Base::build(objects, types, records));
         next.new_objects = Interner::default();
+        next.new_types = Column::default();
         next.edges = IdMap::default();
         next.reverse = IdMap::default();
         next.reverse_conditional = IdMap::default();
@@ -851,8 +871,10 @@ impl Snapshot {
         let mut next = self.clone();
         next.base = compacted.base.clone();
         next.new_objects = Interner::default();
+        next.new_types = Column::default();
         for o in from.object_count()..self.object_count() {
             next.new_objects.intern(self.object_str(idx32(o)));
+            next.new_types.push(self.object_type(idx32(o)).unwrap_or(0));
         }
         next.edges = IdMap::default();
         next.reverse = IdMap::default();
@@ -885,9 +907,9 @@ impl Snapshot {
         let mut next = self.clone();
         next.revision = revision;
         let mut objects = base::FlatInterner::with_capacity(changes.len(), changes.len() * 16);
-        let mut types = Column::default();
+        let mut types: Vec<Name> = Vec::new();
         let mut by_type: std::collections::HashMap<Name, RoaringBitmap> = Default::default();
-        let mut intern = |names: &mut Interner, o: &ObjectRef, types: &mut Column<Name>| {
+        let mut intern = |names: &mut Interner, o: &ObjectRef, types: &mut Vec<Name>| {
             let key = o.to_string();
             let before = objects.len();
             let id = objects.intern(&key);
@@ -914,7 +936,7 @@ impl Snapshot {
                 }
                 User::Wildcard(t) => UserRef::Wildcard(next.names.intern(t)),
             };
-            let object_type = types.get(object as usize).unwrap_or(0);
+            let object_type = types.get(object as usize).copied().unwrap_or(0);
             relation_writes.insert((object_type, relation));
             match user {
                 UserRef::Object(u) => {
@@ -963,8 +985,7 @@ impl Snapshot {
             next.by_type.insert(t, Arc::new(b));
         }
         next.tuple_count = kept.len() as u64;
-        next.object_types = types.clone();
-        next.base = Arc::new(base::Base::build(objects, &types, kept));
+        next.base = Arc::new(base::Base::build(objects, types, kept));
         next
     }
 
@@ -978,7 +999,7 @@ impl Snapshot {
             .new_objects
             .intern(&key)
             .saturating_add(self.base_objects());
-        self.object_types.push(t);
+        self.new_types.push(t);
         let bits = self.by_type.entry(t).or_default();
         Arc::make_mut(bits).insert(id);
         id
@@ -1124,8 +1145,8 @@ impl Snapshot {
     /// Checks the invariants in the module doc; returns the first violation.
     pub fn validate(&self) -> Result<(), String> {
         self.base.validate()?;
-        if self.object_types.len() != self.object_count() {
-            return Err("object_types is not parallel to objects".into());
+        if self.new_types.len() != self.new_objects.len() {
+            return Err("new_types is not parallel to new_objects".into());
         }
         let n = self.object_count_u32();
         let mut fail: Option<String> = None;

@@ -810,10 +810,15 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     contextual.sort_by_key(|c| (c.object, c.relation));
     // Closures describe stored tuples only: not with contextual tuples, and not for a userset
     // subject (closures hold concrete members and wildcards).
-    let closure_subject = match request.user {
-        User::Object(o) => (interned(snap, o), snap.name(&o.object_type)),
-        User::Wildcard(t) => (None, snap.name(t)),
-        User::Userset(..) => (None, None),
+    let closure_subject = match (request.user, subject) {
+        // The subject's id is already known: a snapshot id, or a request-local one (no closure
+        // holds those).
+        (User::Object(o), Subject::Object { id, .. }) => {
+            ((id < stored).then_some(id), snap.name(&o.object_type))
+        }
+        (User::Object(o), _) => (interned(snap, o), snap.name(&o.object_type)),
+        (User::Wildcard(t), _) => (None, snap.name(t)),
+        (User::Userset(..), _) => (None, None),
     };
     let closures: Vec<(RelId, &GroupClosure)> = match (view.groups, request.user) {
         (Some(g), User::Object(_) | User::Wildcard(_)) if request.contextual.is_empty() => g

@@ -2,25 +2,26 @@
 //! compaction), never changed afterwards. The small persistent delta of [`super::Snapshot`]
 //! overrides it entry by entry.
 //!
-//! Layout (CSR: the entries of item `i` are `first[i]..first[i + 1]`):
+//! Layout (per object, one offset pair into one stream of `u32`s, see [`Base`]):
 //! * objects: a flat, append-only interner ([`FlatInterner`]): one arena of `type:id` strings,
-//!   their end offsets, and a hash table of ids (a probe is one flat hash lookup);
+//!   their end offsets, and a hash table of ids (a probe is one flat hash lookup); and each
+//!   object's type, a flat array;
 //! * forward: per object, its `(relation, users)` entries sorted by relation; the unconditional
-//!   concrete users of an entry are a sorted slice of ids; wildcards, usersets and conditional
-//!   tuples (rare) sit in a side table flagged on the entry;
+//!   concrete users of an entry are a sorted run of ids; wildcards, usersets and conditional
+//!   tuples (rare) sit in a side table, indexed from the entry;
 //! * reverse, concrete users: per user, its `(object type, relation)` entries sorted, each a
-//!   sorted slice of object ids, or (for large entries) a roaring bitmap;
+//!   sorted run of object ids, or (for large entries) a roaring bitmap;
 //! * reverse, usersets and wildcards: a hash map from the key to an entry of the same arrays;
 //! * reverse, conditional edges: a hash map (rare).
 //!
-//! Invariants (checked by [`Base::validate`], and through the snapshot's `validate`): every
-//! offset array is non-decreasing and ends at its array's length; every user slice is strictly
-//! increasing; every entry is non-empty; entries of an object (a user) are sorted by relation
-//! (by key) without repeats.
+//! Invariants (checked by [`Base::validate`], and through the snapshot's `validate`): one offset
+//! per object (plus one), non-decreasing; each object's run of a stream parses into whole
+//! entries ending exactly at the next offset; every run of ids is strictly increasing; every
+//! entry is non-empty; entries of an object (a user) are sorted by relation (by key) without
+//! repeats.
 
 use super::{
-    Column, ConditionalEdge, ConditionalObjects, EdgesRef, IdHash, Members, Name, Obj, RevKey,
-    UserRef,
+    ConditionalEdge, ConditionalObjects, EdgesRef, IdHash, Members, Name, Obj, RevKey, UserRef,
 };
 use crate::tuple::TupleCondition;
 use roaring::RoaringBitmap;
@@ -127,27 +128,31 @@ struct Rare {
     conditional: Vec<ConditionalEdge>,
 }
 
-/// Flags in the high bit of a relation name in the entry arrays (names are small).
+/// A flag in the high bit of a relation name in the streams (names are small): a forward entry
+/// with rare parts, or a reverse entry that is a bitmap.
 const FLAG: u32 = 1 << 31;
 /// Reverse entries with at least this many objects are roaring bitmaps.
 const BIG: usize = 64;
 
 /// The compact base (see the module doc).
+///
+/// Forward stream, per object `o` in `fwd[fwd_off[o]..fwd_off[o + 1]]`, entries sorted by
+/// relation: `relation | FLAG?, n, user × n, (rare index if FLAG)`. Reverse stream, per
+/// concrete user `u` in `rev[rev_off[u]..rev_off[u + 1]]`, entries sorted by key:
+/// `object type, relation | FLAG?, n, object × n` (with FLAG: `n` is 1 and the one value is an
+/// index in `rev_big`). The entries of usersets and wildcards follow the users' in `rev`, found
+/// through `rev_sets`. One lookup reads one offset pair and one run of the stream (a couple of
+/// cache lines), not one line per array.
 #[derive(Default)]
 pub struct Base {
     pub objects: FlatInterner,
-    fwd_first: Vec<u32>,
-    /// Per entry: its relation, with [`FLAG`] when it has rare parts.
-    fwd_rel: Vec<Name>,
-    fwd_start: Vec<u32>,
-    fwd_users: Vec<Obj>,
-    fwd_rare: HashMap<u32, Rare, IdHash>,
-    rev_first: Vec<u32>,
-    /// Per entry: (object type, relation with [`FLAG`] when the entry is a bitmap).
-    rev_key: Vec<(Name, Name)>,
-    rev_start: Vec<u32>,
-    /// Sorted objects of each entry; a bitmap entry holds one value, its index in `rev_big`.
-    rev_objs: Vec<Obj>,
+    /// The type of each object.
+    types: Vec<Name>,
+    fwd_off: Vec<u32>,
+    fwd: Vec<u32>,
+    fwd_rare: Vec<Rare>,
+    rev_off: Vec<u32>,
+    rev: Vec<u32>,
     rev_big: Vec<RoaringBitmap>,
     rev_sets: HashMap<RevKey, u32, IdHash>,
     rev_cond: HashMap<RevKey, ConditionalObjects, IdHash>,
@@ -162,71 +167,132 @@ fn idx(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// One forward entry read from the stream: its relation (no flag), users, rare index, and
+/// where the next entry starts.
+struct FwdEntry<'a> {
+    relation: Name,
+    users: &'a [Obj],
+    rare: Option<u32>,
+    next: usize,
+}
+
+/// One reverse entry read from the stream.
+struct RevEntry<'a> {
+    object_type: Name,
+    relation: Name,
+    objects: &'a [Obj],
+    big: bool,
+    next: usize,
+}
+
 impl Base {
     pub fn tuple_count(&self) -> u64 {
         self.tuples
     }
 
-    fn entry(&self, object: Obj, relation: Name) -> Option<usize> {
-        let o = object as usize;
-        let (lo, hi) = (at(&self.fwd_first, o), at(&self.fwd_first, o + 1));
-        let rels = self.fwd_rel.get(lo..hi)?;
-        rels.iter()
-            .position(|r| r & !FLAG == relation)
-            .map(|i| lo + i)
+    /// The type of a base object.
+    pub fn object_type(&self, o: Obj) -> Option<Name> {
+        self.types.get(o as usize).copied()
     }
 
-    fn entry_view(&self, e: usize) -> EdgesRef<'_> {
-        let direct = self
-            .fwd_users
-            .get(at(&self.fwd_start, e)..at(&self.fwd_start, e + 1))
-            .unwrap_or(&[]);
-        let flagged = self.fwd_rel.get(e).is_some_and(|r| r & FLAG != 0);
-        match flagged.then(|| self.fwd_rare.get(&idx(e))).flatten() {
+    /// The type of every base object, by id.
+    pub fn types(&self) -> &[Name] {
+        &self.types
+    }
+
+    fn fwd_entry(&self, p: usize) -> Option<FwdEntry<'_>> {
+        let head = *self.fwd.get(p)?;
+        let n = *self.fwd.get(p + 1)? as usize;
+        let users = self.fwd.get(p + 2..p + 2 + n)?;
+        let flagged = head & FLAG != 0;
+        let rare = if flagged {
+            self.fwd.get(p + 2 + n).copied()
+        } else {
+            None
+        };
+        Some(FwdEntry {
+            relation: head & !FLAG,
+            users,
+            rare,
+            next: p + 2 + n + usize::from(flagged),
+        })
+    }
+
+    fn rev_entry(&self, p: usize) -> Option<RevEntry<'_>> {
+        let object_type = *self.rev.get(p)?;
+        let head = *self.rev.get(p + 1)?;
+        let n = *self.rev.get(p + 2)? as usize;
+        Some(RevEntry {
+            object_type,
+            relation: head & !FLAG,
+            objects: self.rev.get(p + 3..p + 3 + n)?,
+            big: head & FLAG != 0,
+            next: p + 3 + n,
+        })
+    }
+
+    fn view<'a>(&'a self, e: &FwdEntry<'a>) -> EdgesRef<'a> {
+        let rare = e.rare.and_then(|i| self.fwd_rare.get(i as usize));
+        match rare {
             Some(rare) => EdgesRef {
-                direct,
+                direct: e.users,
                 wildcards: &rare.wildcards,
                 usersets: &rare.usersets,
                 conditional: &rare.conditional,
             },
             None => EdgesRef {
-                direct,
+                direct: e.users,
                 ..EdgesRef::EMPTY
             },
         }
     }
 
-    pub fn edges(&self, object: Obj, relation: Name) -> Option<EdgesRef<'_>> {
-        self.entry(object, relation).map(|e| self.entry_view(e))
-    }
-
-    fn rev_view(&self, e: usize) -> Members<'_> {
-        let objs = self
-            .rev_objs
-            .get(at(&self.rev_start, e)..at(&self.rev_start, e + 1))
-            .unwrap_or(&[]);
-        let big = self.rev_key.get(e).is_some_and(|(_, r)| r & FLAG != 0);
-        if big {
-            if let Some(b) = objs.first().and_then(|i| self.rev_big.get(*i as usize)) {
+    fn members<'a>(&'a self, e: &RevEntry<'a>) -> Members<'a> {
+        if e.big {
+            if let Some(b) = e
+                .objects
+                .first()
+                .and_then(|i| self.rev_big.get(*i as usize))
+            {
                 return Members::Bitmap(b);
             }
         }
-        Members::Slice(objs)
+        Members::Slice(e.objects)
+    }
+
+    pub fn edges(&self, object: Obj, relation: Name) -> Option<EdgesRef<'_>> {
+        let o = object as usize;
+        let (mut p, end) = (at(&self.fwd_off, o), at(&self.fwd_off, o + 1));
+        while p < end {
+            let e = self.fwd_entry(p)?;
+            if e.relation == relation {
+                return Some(self.view(&e));
+            }
+            p = e.next;
+        }
+        None
     }
 
     pub fn reverse(&self, object_type: Name, relation: Name, user: UserRef) -> Option<Members<'_>> {
-        let e = match user {
+        match user {
             UserRef::Object(u) => {
                 let u = u as usize;
-                let (lo, hi) = (at(&self.rev_first, u), at(&self.rev_first, u + 1));
-                let keys = self.rev_key.get(lo..hi)?;
-                lo + keys
-                    .iter()
-                    .position(|(t, r)| *t == object_type && r & !FLAG == relation)?
+                let (mut p, end) = (at(&self.rev_off, u), at(&self.rev_off, u + 1));
+                while p < end {
+                    let e = self.rev_entry(p)?;
+                    if e.object_type == object_type && e.relation == relation {
+                        return Some(self.members(&e));
+                    }
+                    p = e.next;
+                }
+                None
             }
-            _ => *self.rev_sets.get(&(object_type, relation, user))? as usize,
-        };
-        Some(self.rev_view(e))
+            _ => {
+                let p = *self.rev_sets.get(&(object_type, relation, user))? as usize;
+                let e = self.rev_entry(p)?;
+                Some(self.members(&e))
+            }
+        }
     }
 
     pub fn reverse_conditional(
@@ -240,24 +306,31 @@ impl Base {
 
     /// Every forward entry: (object, relation, edges).
     pub fn for_each_edges(&self, mut f: impl FnMut(Obj, Name, EdgesRef<'_>)) {
-        for o in 0..self.fwd_first.len().saturating_sub(1) {
-            for e in at(&self.fwd_first, o)..at(&self.fwd_first, o + 1) {
-                let r = self.fwd_rel.get(e).copied().unwrap_or(0) & !FLAG;
-                f(idx(o), r, self.entry_view(e));
+        for o in 0..self.fwd_off.len().saturating_sub(1) {
+            let (mut p, end) = (at(&self.fwd_off, o), at(&self.fwd_off, o + 1));
+            while let Some(e) = self.fwd_entry(p).filter(|_| p < end) {
+                f(idx(o), e.relation, self.view(&e));
+                p = e.next;
             }
         }
     }
 
     /// Every plain reverse entry.
     pub fn for_each_reverse(&self, mut f: impl FnMut(RevKey, Members<'_>)) {
-        for u in 0..self.rev_first.len().saturating_sub(1) {
-            for e in at(&self.rev_first, u)..at(&self.rev_first, u + 1) {
-                let (t, r) = self.rev_key.get(e).copied().unwrap_or((0, 0));
-                f((t, r & !FLAG, UserRef::Object(idx(u))), self.rev_view(e));
+        for u in 0..self.rev_off.len().saturating_sub(1) {
+            let (mut p, end) = (at(&self.rev_off, u), at(&self.rev_off, u + 1));
+            while let Some(e) = self.rev_entry(p).filter(|_| p < end) {
+                f(
+                    (e.object_type, e.relation, UserRef::Object(idx(u))),
+                    self.members(&e),
+                );
+                p = e.next;
             }
         }
-        for (k, e) in &self.rev_sets {
-            f(*k, self.rev_view(*e as usize));
+        for (k, p) in &self.rev_sets {
+            if let Some(e) = self.rev_entry(*p as usize) {
+                f(*k, self.members(&e));
+            }
         }
     }
 
@@ -268,32 +341,30 @@ impl Base {
         }
     }
 
-    /// Builds the base over `objects` (whose types are `types`) from `records`: one per
+    /// Builds the base over `objects` (whose types are `types`, by id) from `records`: one per
     /// (object, relation, user), in any order.
-    pub(super) fn build(
-        objects: FlatInterner,
-        types: &Column<Name>,
-        mut records: Vec<Rec>,
-    ) -> Base {
+    pub fn build(objects: FlatInterner, types: Vec<Name>, mut records: Vec<Rec>) -> Base {
         let n = objects.len();
         let mut b = Base {
             objects,
+            types,
             tuples: records.len() as u64,
             ..Base::default()
         };
         b.objects.shrink();
+        b.types.shrink_to_fit();
         // Forward.
         records.sort_unstable_by_key(|r| (r.object, r.relation, r.user));
-        b.fwd_first = Vec::with_capacity(n + 1);
-        b.fwd_start.reserve(records.len() + 1);
-        b.fwd_users.reserve(records.len());
+        b.fwd_off = Vec::with_capacity(n + 1);
+        b.fwd.reserve(records.len() * 3);
         let mut i = 0;
         for o in 0..n {
-            b.fwd_first.push(idx(b.fwd_rel.len()));
+            b.fwd_off.push(idx(b.fwd.len()));
             while let Some(first) = records.get(i).filter(|r| r.object as usize == o) {
                 let relation = first.relation;
-                let e = b.fwd_rel.len();
-                b.fwd_start.push(idx(b.fwd_users.len()));
+                let head = b.fwd.len();
+                b.fwd.push(relation);
+                b.fwd.push(0);
                 let mut rare = Rare::default();
                 while let Some(r) = records
                     .get(i)
@@ -304,30 +375,34 @@ impl Base {
                             user,
                             condition: c.clone(),
                         }),
-                        (None, UserRef::Object(u)) => b.fwd_users.push(u),
+                        (None, UserRef::Object(u)) => b.fwd.push(u),
                         (None, UserRef::Wildcard(t)) => rare.wildcards.push(t),
                         (None, UserRef::Userset(uo, ur)) => rare.usersets.push((uo, ur)),
                     }
                     i += 1;
                 }
+                let users = b.fwd.len() - head - 2;
+                if let Some(slot) = b.fwd.get_mut(head + 1) {
+                    *slot = idx(users);
+                }
                 let has_rare = !(rare.wildcards.is_empty()
                     && rare.usersets.is_empty()
                     && rare.conditional.is_empty());
                 if has_rare {
-                    b.fwd_rare.insert(idx(e), rare);
-                    b.fwd_rel.push(relation | FLAG);
-                } else {
-                    b.fwd_rel.push(relation);
+                    if let Some(slot) = b.fwd.get_mut(head) {
+                        *slot |= FLAG;
+                    }
+                    b.fwd.push(idx(b.fwd_rare.len()));
+                    b.fwd_rare.push(rare);
                 }
             }
         }
-        b.fwd_first.push(idx(b.fwd_rel.len()));
-        b.fwd_start.push(idx(b.fwd_users.len()));
+        b.fwd_off.push(idx(b.fwd.len()));
         // Reverse: concrete plain users by user; sets plain; conditional.
         let mut plain: Vec<(Obj, Name, Name, Obj)> = Vec::new();
         let mut sets: Vec<(RevKey, Obj)> = Vec::new();
         for r in &records {
-            let t = types.get(r.object as usize).unwrap_or(0);
+            let t = b.types.get(r.object as usize).copied().unwrap_or(0);
             match (&r.condition, r.user) {
                 (Some(c), user) => b
                     .rev_cond
@@ -344,11 +419,12 @@ impl Base {
         }
         plain.sort_unstable();
         sets.sort_unstable();
-        b.rev_first = Vec::with_capacity(n + 1);
+        b.rev_off = Vec::with_capacity(n + 1);
+        b.rev.reserve(plain.len() + sets.len() + plain.len() / 2);
         let mut i = 0;
         let mut run: Vec<Obj> = Vec::new();
         for u in 0..n {
-            b.rev_first.push(idx(b.rev_key.len()));
+            b.rev_off.push(idx(b.rev.len()));
             while let Some(&(_, t, r, _)) = plain.get(i).filter(|p| p.0 as usize == u) {
                 run.clear();
                 while let Some(p) = plain
@@ -361,7 +437,8 @@ impl Base {
                 b.push_rev(t, r, &run);
             }
         }
-        b.rev_first.push(idx(b.rev_key.len()));
+        b.rev_off.push(idx(b.rev.len()));
+        drop(plain);
         let mut i = 0;
         while let Some(&(key, _)) = sets.get(i) {
             run.clear();
@@ -369,46 +446,40 @@ impl Base {
                 run.push(p.1);
                 i += 1;
             }
-            let e = b.rev_key.len();
+            let p = b.rev.len();
             b.push_rev(key.0, key.1, &run);
-            b.rev_sets.insert(key, idx(e));
+            b.rev_sets.insert(key, idx(p));
         }
-        b.rev_start.push(idx(b.rev_objs.len()));
-        b.fwd_users.shrink_to_fit();
-        b.rev_objs.shrink_to_fit();
-        b.rev_key.shrink_to_fit();
-        b.rev_start.shrink_to_fit();
-        b.fwd_rel.shrink_to_fit();
-        b.fwd_start.shrink_to_fit();
+        b.fwd.shrink_to_fit();
+        b.rev.shrink_to_fit();
         b
     }
 
     fn push_rev(&mut self, t: Name, r: Name, objects: &[Obj]) {
-        self.rev_start.push(idx(self.rev_objs.len()));
+        self.rev.push(t);
         if objects.len() >= BIG {
-            self.rev_key.push((t, r | FLAG));
-            self.rev_objs.push(idx(self.rev_big.len()));
+            self.rev.push(r | FLAG);
+            self.rev.push(1);
+            self.rev.push(idx(self.rev_big.len()));
             self.rev_big
                 .push(RoaringBitmap::from_sorted_iter(objects.iter().copied()).unwrap_or_default());
         } else {
-            self.rev_key.push((t, r));
-            self.rev_objs.extend_from_slice(objects);
+            self.rev.push(r);
+            self.rev.push(idx(objects.len()));
+            self.rev.extend_from_slice(objects);
         }
     }
 
-    /// Heap bytes of the relationship arrays (not the interned strings).
+    /// Heap bytes of the relationship arrays and the types (not the interned strings).
     pub fn edge_bytes(&self) -> u64 {
         let v = |n: usize, size: usize| (n * size) as u64;
-        let mut bytes = v(self.fwd_first.capacity(), 4)
-            + v(self.fwd_rel.capacity(), 4)
-            + v(self.fwd_start.capacity(), 4)
-            + v(self.fwd_users.capacity(), 4)
-            + v(self.rev_first.capacity(), 4)
-            + v(self.rev_key.capacity(), 8)
-            + v(self.rev_start.capacity(), 4)
-            + v(self.rev_objs.capacity(), 4);
-        for r in self.fwd_rare.values() {
-            bytes += 24 + 72 + v(r.wildcards.len(), 4) + v(r.usersets.len(), 8);
+        let mut bytes = v(self.types.capacity(), 4)
+            + v(self.fwd_off.capacity(), 4)
+            + v(self.fwd.capacity(), 4)
+            + v(self.rev_off.capacity(), 4)
+            + v(self.rev.capacity(), 4);
+        for r in &self.fwd_rare {
+            bytes += 72 + v(r.wildcards.len(), 4) + v(r.usersets.len(), 8);
             bytes += v(r.conditional.len(), std::mem::size_of::<ConditionalEdge>());
         }
         for b in &self.rev_big {
@@ -423,44 +494,68 @@ impl Base {
 
     /// The structural invariants of the module doc.
     pub fn validate(&self) -> Result<(), String> {
-        // `rev_first` covers the concrete users' entries only; the sets' entries follow them.
-        fn csr(name: &str, first: &[u32], len: usize, exact: bool) -> Result<(), String> {
-            if first.windows(2).any(|w| w[0] > w[1]) {
+        let n = self.objects.len();
+        if self.types.len() != n {
+            return Err("base: types not parallel to objects".into());
+        }
+        for (name, off, len) in [
+            ("fwd_off", &self.fwd_off, self.fwd.len()),
+            ("rev_off", &self.rev_off, self.rev.len()),
+        ] {
+            if off.len() != n + 1 && !(n == 0 && off.is_empty()) {
+                return Err(format!("{name}: not one offset per object"));
+            }
+            if off.windows(2).any(|w| w[0] > w[1]) {
                 return Err(format!("{name}: offsets decrease"));
             }
-            let end = first.last().copied().unwrap_or(0) as usize;
-            if !first.is_empty() && (end > len || (exact && end != len)) {
-                return Err(format!("{name}: offsets do not end at the array's length"));
+            if off.last().copied().unwrap_or(0) as usize > len {
+                return Err(format!("{name}: offsets past the stream"));
             }
-            Ok(())
         }
-        csr("fwd_first", &self.fwd_first, self.fwd_rel.len(), true)?;
-        csr("fwd_start", &self.fwd_start, self.fwd_users.len(), true)?;
-        csr("rev_first", &self.rev_first, self.rev_key.len(), false)?;
-        csr("rev_start", &self.rev_start, self.rev_objs.len(), true)?;
-        if self.rev_sets.len() + at(&self.rev_first, self.rev_first.len().saturating_sub(1))
-            != self.rev_key.len()
-        {
-            return Err("rev_sets and the users' entries do not partition rev_key".into());
+        if at(&self.fwd_off, n) != self.fwd.len() {
+            return Err("fwd_off: does not end at the stream's end".into());
         }
-        for o in 0..self.fwd_first.len().saturating_sub(1) {
-            let rels = self
-                .fwd_rel
-                .get(at(&self.fwd_first, o)..at(&self.fwd_first, o + 1))
-                .unwrap_or(&[]);
-            if rels.windows(2).any(|w| w[0] & !FLAG >= w[1] & !FLAG) {
-                return Err(format!("object {o}: relations not strictly sorted"));
+        // Every object's entries parse exactly to its end, sorted, non-empty.
+        for o in 0..n {
+            let (mut p, end) = (at(&self.fwd_off, o), at(&self.fwd_off, o + 1));
+            let mut last: Option<Name> = None;
+            while p < end {
+                let Some(e) = self.fwd_entry(p) else {
+                    return Err(format!("object {o}: truncated entry"));
+                };
+                if last.is_some_and(|l| l >= e.relation) {
+                    return Err(format!("object {o}: relations not strictly sorted"));
+                }
+                last = Some(e.relation);
+                if e.users.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(format!("base entry ({o}, {}) not sorted", e.relation));
+                }
+                if self.view(&e).is_empty() {
+                    return Err(format!("empty base entry ({o}, {})", e.relation));
+                }
+                p = e.next;
+            }
+            if p != end {
+                return Err(format!("object {o}: entries overrun"));
+            }
+            let (mut p, end) = (at(&self.rev_off, o), at(&self.rev_off, o + 1));
+            let mut last: Option<(Name, Name)> = None;
+            while p < end {
+                let Some(e) = self.rev_entry(p) else {
+                    return Err(format!("user {o}: truncated reverse entry"));
+                };
+                let key = (e.object_type, e.relation);
+                if last.is_some_and(|l| l >= key) {
+                    return Err(format!("user {o}: reverse keys not strictly sorted"));
+                }
+                last = Some(key);
+                p = e.next;
+            }
+            if p != end {
+                return Err(format!("user {o}: reverse entries overrun"));
             }
         }
         let mut fail = None;
-        self.for_each_edges(|o, r, e| {
-            if e.is_empty() {
-                fail.get_or_insert_with(|| format!("empty base entry ({o}, {r})"));
-            }
-            if e.direct.windows(2).any(|w| w[0] >= w[1]) {
-                fail.get_or_insert_with(|| format!("base entry ({o}, {r}) not sorted"));
-            }
-        });
         self.for_each_reverse(|k, m| {
             if m.is_empty() {
                 fail.get_or_insert_with(|| format!("empty base reverse entry {k:?}"));
