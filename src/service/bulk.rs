@@ -509,12 +509,15 @@ impl Clew {
             out.cache_hit = hit;
             let snap = snap_overlay.as_deref().unwrap_or(&state.index);
             let bits = allowed.bits();
-            for c in request.candidates {
+            // All ids first: independent probes of the interner in a tight loop, so the CPU
+            // overlaps their cache misses (candidates come in any order, so each probe misses).
+            let ids: Vec<Option<Obj>> = request.candidates.iter().map(|c| snap.object(c)).collect();
+            for (c, id) in request.candidates.iter().zip(ids) {
                 if !seen.insert(c.as_str()) {
                     out.duplicates += 1;
                     continue;
                 }
-                let Some(id) = snap.object(c) else {
+                let Some(id) = id else {
                     out.unknown += 1;
                     continue;
                 };
