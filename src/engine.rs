@@ -646,9 +646,12 @@ impl Candidates<'_> {
         let mut out = Vec::new();
         if let (Some(o), Some(r)) = (snap.object(&object.to_string()), snap.name(relation)) {
             if let Some(edges) = snap.edges(o, r) {
-                for (_, bits) in &edges.direct {
-                    out.extend(bits.iter().filter_map(|u| snap.user_of(UserRef::Object(u))));
-                }
+                out.extend(
+                    edges
+                        .direct
+                        .iter()
+                        .filter_map(|u| snap.user_of(UserRef::Object(*u))),
+                );
                 out.extend(
                     edges
                         .wildcards

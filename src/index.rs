@@ -1,9 +1,15 @@
-//! The in-memory relationship index: interned ids, per-(object, relation) adjacency with roaring
-//! bitmaps of direct users, one immutable [`Snapshot`] per revision.
+//! The in-memory relationship index: interned ids, per-(object, relation) adjacency, reverse
+//! adjacency by user, one immutable [`Snapshot`] per revision.
 //!
-//! Readers hold an `Arc<Snapshot>` and never lock. The single writer derives the next snapshot
-//! with [`Snapshot::apply`], which shares every untouched part with its parent (persistent hash
-//! maps from `imbl`), so a write costs O(changed tuples × log n), never a rebuild.
+//! A snapshot is an immutable compact base ([`base::Base`]: flat sorted arrays of ids and a
+//! flat append-only interner, built in bulk at load and by compaction) plus a small persistent
+//! delta (imbl maps) that overrides the base entry by entry: the first write to an entry copies
+//! it from the base into the delta, and an emptied entry stays there as a tombstone. Readers
+//! hold an `Arc<Snapshot>` and never lock. The single writer derives the next snapshot with
+//! [`Snapshot::apply`], which shares every untouched part with its parent, so a write costs
+//! O(changed tuples × log n), never a rebuild. When the delta grows past a threshold, a
+//! background [`compact::Compactor`] folds it into a new base, and the writer rebases its latest
+//! snapshot onto it ([`Snapshot::rebase`]): ids never change, so nothing else is affected.
 //!
 //! Two adjacency directions are kept: forward, (object, relation) → its direct users (what a
 //! top-down `check` reads), and reverse, (object type, relation, user) → the objects that user
@@ -12,12 +18,15 @@
 //! revision that changed a tuple there, so that caches of derived results can tell whether a
 //! write since they were computed could have changed them (see `engine::reach`).
 //!
-//! Invariants (checked by [`Snapshot::validate`]): every object symbol has a type; every
-//! symbol in an edge list is interned; an edge list is never stored empty; a tuple key appears in
-//! at most one place of its edge list (plain bitmap, wildcard, userset or conditional); the
-//! reverse index is exactly the transpose of the forward one (plain edges in `reverse`,
-//! conditional edges in `reverse_conditional`), and neither holds an empty entry.
+//! Invariants (checked by [`Snapshot::validate`]): every object has a type; every id in an edge
+//! list is interned; a visible edge list is never empty (the delta's empty entries only hide
+//! base entries); edge lists are sorted; a tuple key appears in at most one place of its edge
+//! list (plain, wildcard, userset or conditional); the reverse index is exactly the transpose
+//! of the forward one (plain edges in `reverse`, conditional edges in `reverse_conditional`);
+//! and the base's own layout invariants ([`base::Base::validate`]).
 
+pub mod base;
+pub mod compact;
 pub mod groups;
 
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
@@ -167,11 +176,6 @@ impl Interner {
         self.ids.get(s).copied()
     }
 
-    /// The shared string of an id (a reference count, no copy).
-    pub fn resolve_shared(&self, id: u32) -> Option<Arc<str>> {
-        self.strings.get(id as usize).cloned()
-    }
-
     pub fn resolve(&self, id: u32) -> Option<&str> {
         self.strings.get(id as usize).map(|s| &**s)
     }
@@ -211,20 +215,28 @@ pub struct ConditionalEdge {
     pub condition: Arc<TupleCondition>,
 }
 
-/// Everything stored for one (object, relation): who is directly related, and how.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Edges {
-    /// Unconditional concrete users, one bitmap per user type (sorted by type).
-    pub direct: Vec<(Name, RoaringBitmap)>,
+/// Everything stored for one (object, relation): who is directly related, and how. A borrowed
+/// view, of the base's flat arrays or of a delta entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgesRef<'a> {
+    /// Unconditional concrete users, sorted by id (their types: [`Snapshot::object_type`]).
+    pub direct: &'a [Obj],
     /// Unconditional wildcards `type:*` (sorted).
-    pub wildcards: Vec<Name>,
+    pub wildcards: &'a [Name],
     /// Unconditional usersets `object#relation` (sorted).
-    pub usersets: Vec<(Obj, Name)>,
-    /// Conditional edges of any user form.
-    pub conditional: Vec<ConditionalEdge>,
+    pub usersets: &'a [(Obj, Name)],
+    /// Conditional edges of any user form, sorted by user.
+    pub conditional: &'a [ConditionalEdge],
 }
 
-impl Edges {
+impl EdgesRef<'_> {
+    pub const EMPTY: EdgesRef<'static> = EdgesRef {
+        direct: &[],
+        wildcards: &[],
+        usersets: &[],
+        conditional: &[],
+    };
+
     pub fn is_empty(&self) -> bool {
         self.direct.is_empty()
             && self.wildcards.is_empty()
@@ -232,76 +244,158 @@ impl Edges {
             && self.conditional.is_empty()
     }
 
-    /// Removes the edge to `user` wherever it is; returns whether it was there.
-    fn remove(&mut self, user: UserRef, user_type: Name) -> bool {
-        let mut removed = false;
+    /// The number of tuples in this edge list.
+    pub fn len(&self) -> u64 {
+        (self.direct.len() + self.wildcards.len() + self.usersets.len() + self.conditional.len())
+            as u64
+    }
+
+    /// Whether an unconditional tuple with this user is stored.
+    pub fn has_plain(&self, user: UserRef) -> bool {
         match user {
-            UserRef::Object(o) => {
-                if let Ok(i) = self.direct.binary_search_by_key(&user_type, |(t, _)| *t) {
-                    if let Some((_, bits)) = self.direct.get_mut(i) {
-                        removed |= bits.remove(o);
-                        if bits.is_empty() {
-                            self.direct.remove(i);
-                        }
-                    }
-                }
-            }
-            UserRef::Wildcard(t) => {
-                if let Ok(i) = self.wildcards.binary_search(&t) {
-                    self.wildcards.remove(i);
-                    removed = true;
-                }
-            }
-            UserRef::Userset(o, r) => {
-                if let Ok(i) = self.usersets.binary_search(&(o, r)) {
-                    self.usersets.remove(i);
-                    removed = true;
-                }
-            }
+            UserRef::Object(u) => self.direct.binary_search(&u).is_ok(),
+            UserRef::Wildcard(w) => self.wildcards.binary_search(&w).is_ok(),
+            UserRef::Userset(uo, ur) => self.usersets.binary_search(&(uo, ur)).is_ok(),
         }
+    }
+
+    /// Whether a tuple with this user is stored, plain or conditional.
+    pub fn has(&self, user: UserRef) -> bool {
+        self.has_plain(user) || self.conditional.iter().any(|e| e.user == user)
+    }
+}
+
+/// An owned edge list: a delta entry (copied from the base on first write, then changed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Edges {
+    direct: Vec<Obj>,
+    wildcards: Vec<Name>,
+    usersets: Vec<(Obj, Name)>,
+    conditional: Vec<ConditionalEdge>,
+}
+
+impl Edges {
+    fn from_view(e: EdgesRef<'_>) -> Self {
+        Self {
+            direct: e.direct.to_vec(),
+            wildcards: e.wildcards.to_vec(),
+            usersets: e.usersets.to_vec(),
+            conditional: e.conditional.to_vec(),
+        }
+    }
+
+    pub fn view(&self) -> EdgesRef<'_> {
+        EdgesRef {
+            direct: &self.direct,
+            wildcards: &self.wildcards,
+            usersets: &self.usersets,
+            conditional: &self.conditional,
+        }
+    }
+
+    /// Removes the edge to `user` wherever it is; returns whether it was there.
+    fn remove(&mut self, user: UserRef) -> bool {
+        let removed = match user {
+            UserRef::Object(o) => remove_sorted(&mut self.direct, &o),
+            UserRef::Wildcard(t) => remove_sorted(&mut self.wildcards, &t),
+            UserRef::Userset(o, r) => remove_sorted(&mut self.usersets, &(o, r)),
+        };
         let before = self.conditional.len();
         self.conditional.retain(|e| e.user != user);
         removed || before != self.conditional.len()
     }
 
-    fn insert(&mut self, user: UserRef, user_type: Name, condition: Option<Arc<TupleCondition>>) {
-        self.remove(user, user_type);
+    fn insert(&mut self, user: UserRef, condition: Option<Arc<TupleCondition>>) {
+        self.remove(user);
         if let Some(condition) = condition {
-            self.conditional.push(ConditionalEdge { user, condition });
+            let i = self.conditional.partition_point(|e| e.user < user);
+            self.conditional
+                .insert(i, ConditionalEdge { user, condition });
             return;
         }
         match user {
-            UserRef::Object(o) => match self.direct.binary_search_by_key(&user_type, |(t, _)| *t) {
-                Ok(i) => {
-                    if let Some((_, bits)) = self.direct.get_mut(i) {
-                        bits.insert(o);
-                    }
-                }
-                Err(i) => {
-                    let mut bits = RoaringBitmap::new();
-                    bits.insert(o);
-                    self.direct.insert(i, (user_type, bits));
-                }
-            },
-            UserRef::Wildcard(t) => {
-                if let Err(i) = self.wildcards.binary_search(&t) {
-                    self.wildcards.insert(i, t);
-                }
-            }
-            UserRef::Userset(o, r) => {
-                if let Err(i) = self.usersets.binary_search(&(o, r)) {
-                    self.usersets.insert(i, (o, r));
-                }
-            }
+            UserRef::Object(o) => insert_sorted(&mut self.direct, o),
+            UserRef::Wildcard(t) => insert_sorted(&mut self.wildcards, t),
+            UserRef::Userset(o, r) => insert_sorted(&mut self.usersets, (o, r)),
+        }
+    }
+}
+
+fn remove_sorted<T: Ord>(v: &mut Vec<T>, x: &T) -> bool {
+    match v.binary_search(x) {
+        Ok(i) => {
+            v.remove(i);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn insert_sorted<T: Ord>(v: &mut Vec<T>, x: T) {
+    if let Err(i) = v.binary_search(&x) {
+        v.insert(i, x);
+    }
+}
+
+/// The objects of one reverse entry: a sorted slice of ids (small entries of the base) or a
+/// roaring bitmap (large base entries, and delta entries).
+#[derive(Debug, Clone, Copy)]
+pub enum Members<'a> {
+    Slice(&'a [Obj]),
+    Bitmap(&'a RoaringBitmap),
+}
+
+impl<'a> Members<'a> {
+    pub fn contains(&self, o: Obj) -> bool {
+        match self {
+            Members::Slice(s) => s.binary_search(&o).is_ok(),
+            Members::Bitmap(b) => b.contains(o),
         }
     }
 
-    /// The number of tuples in this edge list.
     pub fn len(&self) -> u64 {
-        self.direct.iter().map(|(_, b)| b.len()).sum::<u64>()
-            + self.wildcards.len() as u64
-            + self.usersets.len() as u64
-            + self.conditional.len() as u64
+        match self {
+            Members::Slice(s) => s.len() as u64,
+            Members::Bitmap(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The objects, ascending.
+    pub fn iter(&self) -> MembersIter<'a> {
+        match *self {
+            Members::Slice(s) => MembersIter::Slice(s.iter()),
+            Members::Bitmap(b) => MembersIter::Bitmap(b.iter()),
+        }
+    }
+
+    pub fn to_bitmap(&self) -> RoaringBitmap {
+        match self {
+            Members::Slice(s) => {
+                RoaringBitmap::from_sorted_iter(s.iter().copied()).unwrap_or_default()
+            }
+            Members::Bitmap(b) => (*b).clone(),
+        }
+    }
+}
+
+/// The iterator of [`Members::iter`].
+pub enum MembersIter<'a> {
+    Slice(std::slice::Iter<'a, Obj>),
+    Bitmap(roaring::bitmap::Iter<'a>),
+}
+
+impl Iterator for MembersIter<'_> {
+    type Item = Obj;
+
+    fn next(&mut self) -> Option<Obj> {
+        match self {
+            MembersIter::Slice(s) => s.next().copied(),
+            MembersIter::Bitmap(b) => b.next(),
+        }
     }
 }
 
@@ -326,24 +420,46 @@ pub struct TupleChange {
     pub graph: Arc<str>,
 }
 
-/// The relationship index at one revision.
+/// A key the delta changed (its journal, for [`Snapshot::rebase`]).
+#[derive(Debug, Clone, Copy)]
+enum Touched {
+    Forward(Obj, Name),
+    Reverse(RevKey),
+}
+
+/// A changes list at least this long, applied to an empty snapshot, builds the base directly.
+const BULK: usize = 256;
+/// A delta whose journal is longer than this (and than [`DELTA_PER_BASE`] of the base) asks to
+/// be compacted.
+pub const MIN_DELTA: usize = 4096;
+/// A delta up to `base tuples / DELTA_PER_BASE` does not ask for compaction.
+const DELTA_PER_BASE: u64 = 32;
+
+/// The relationship index at one revision: an immutable compact [`base::Base`] shared by every
+/// snapshot since it was built, plus a small persistent delta that overrides it entry by entry
+/// (copy-on-write of the touched entries; an emptied entry stays as a tombstone).
 #[derive(Clone, Default)]
 pub struct Snapshot {
     pub revision: u64,
     names: Interner,
-    objects: Interner,
-    /// Object → its type (a `Name`), parallel to `objects`.
-    object_types: Column<Name>,
+    base: Arc<base::Base>,
+    /// Objects interned since the base was built: id `base.objects.len() + i`.
+    new_objects: Interner,
+    /// The type of each object interned since the base was built (parallel to `new_objects`).
+    new_types: Column<Name>,
+    /// Delta: (object, relation) → its whole edge list (empty: deleted).
     edges: IdMap<(Obj, Name), Arc<Edges>>,
+    /// Delta: unconditional edges by user, (object type, relation, user) → objects (empty:
+    /// deleted).
+    reverse: IdMap<RevKey, Arc<RoaringBitmap>>,
+    /// Delta: conditional edges by user, sorted by object (empty: deleted).
+    reverse_conditional: IdMap<RevKey, Arc<ConditionalObjects>>,
+    /// Every delta change since the base, in order (keys repeat).
+    journal: imbl::Vector<Touched>,
     /// Every object ever seen, by type (objects are never forgotten: harmless candidates).
     by_type: IdMap<Name, Arc<RoaringBitmap>>,
     /// The named graph of a tuple whose triple is not in the default tuple graph.
     origins: IdMap<(Obj, Name, UserRef), Name>,
-    /// Unconditional edges by user: (object type, relation, user) → objects.
-    reverse: IdMap<RevKey, Arc<RoaringBitmap>>,
-    /// Conditional edges by user: (object type, relation, user) → (object, condition), sorted
-    /// by object.
-    reverse_conditional: IdMap<RevKey, Arc<ConditionalObjects>>,
     /// (object type, relation) → the last revision that changed any tuple there.
     relation_writes: IdMap<(Name, Name), u64>,
     /// (object type, relation) → the last revision that changed a tuple there whose user is a
@@ -359,7 +475,8 @@ impl std::fmt::Debug for Snapshot {
         f.debug_struct("Snapshot")
             .field("revision", &self.revision)
             .field("tuples", &self.tuple_count)
-            .field("objects", &self.objects.len())
+            .field("objects", &self.object_count())
+            .field("delta", &self.journal.len())
             .finish()
     }
 }
@@ -380,42 +497,66 @@ impl Snapshot {
         self.names.resolve(n).unwrap_or("")
     }
 
+    fn base_objects(&self) -> u32 {
+        u32::try_from(self.base.objects.len()).unwrap_or(u32::MAX)
+    }
+
     pub fn object(&self, s: &str) -> Option<Obj> {
-        self.objects.get(s)
+        if let Some(id) = self.base.objects.get(s) {
+            return Some(id);
+        }
+        if self.new_objects.is_empty() {
+            return None;
+        }
+        self.new_objects
+            .get(s)
+            .map(|i| i.saturating_add(self.base_objects()))
     }
 
     pub fn object_str(&self, o: Obj) -> &str {
-        self.objects.resolve(o).unwrap_or("")
+        let resolved = match o.checked_sub(self.base_objects()) {
+            None => self.base.objects.resolve(o),
+            Some(i) => self.new_objects.resolve(i),
+        };
+        resolved.unwrap_or("")
     }
 
-    /// The shared strings of `ids` (ascending ids resolve in amortised constant time: the
-    /// interner's persistent vector is read through one focus, which keeps the last leaf).
+    /// The strings of `ids`, as shared strings (one allocation each).
     pub fn objects_shared(&self, ids: impl Iterator<Item = Obj>) -> Vec<Arc<str>> {
-        let mut focus = self.objects.strings.focus();
         let mut out = Vec::with_capacity(ids.size_hint().0);
         for id in ids {
-            if let Some(s) = focus.get(id as usize) {
-                out.push(s.clone());
-            }
+            out.push(Arc::from(self.object_str(id)));
         }
         out
     }
 
-    /// An object's `type:id` as the interner's shared string (no allocation).
+    /// An object's `type:id` as a shared string.
     pub fn object_shared(&self, o: Obj) -> Option<Arc<str>> {
-        self.objects.resolve_shared(o)
+        (o < self.object_count_u32()).then(|| Arc::from(self.object_str(o)))
     }
 
     pub fn object_count(&self) -> usize {
-        self.objects.len()
+        self.base.objects.len() + self.new_objects.len()
+    }
+
+    fn object_count_u32(&self) -> u32 {
+        u32::try_from(self.object_count()).unwrap_or(u32::MAX)
     }
 
     pub fn object_type(&self, o: Obj) -> Option<Name> {
-        self.object_types.get(o as usize)
+        match o.checked_sub(self.base_objects()) {
+            None => self.base.object_type(o),
+            Some(i) => self.new_types.get(i as usize),
+        }
     }
 
-    pub fn edges(&self, object: Obj, relation: Name) -> Option<&Edges> {
-        self.edges.get(&(object, relation)).map(|e| &**e)
+    pub fn edges(&self, object: Obj, relation: Name) -> Option<EdgesRef<'_>> {
+        if !self.edges.is_empty() {
+            if let Some(e) = self.edges.get(&(object, relation)) {
+                return (!e.view().is_empty()).then(|| e.view());
+            }
+        }
+        self.base.edges(object, relation)
     }
 
     pub fn objects_of_type(&self, t: Name) -> Option<&RoaringBitmap> {
@@ -424,6 +565,9 @@ impl Snapshot {
 
     /// The named graph the tuple's triple came from, when it is not the default tuple graph.
     pub fn origin(&self, object: Obj, relation: Name, user: UserRef) -> Option<&str> {
+        if self.origins.is_empty() {
+            return None;
+        }
         self.origins
             .get(&(object, relation, user))
             .map(|g| self.name_str(*g))
@@ -435,15 +579,13 @@ impl Snapshot {
 
     /// The objects of type `object_type` that `user` is directly and unconditionally related
     /// to by `relation`.
-    pub fn reverse(
-        &self,
-        object_type: Name,
-        relation: Name,
-        user: UserRef,
-    ) -> Option<&RoaringBitmap> {
-        self.reverse
-            .get(&(object_type, relation, user))
-            .map(|b| &**b)
+    pub fn reverse(&self, object_type: Name, relation: Name, user: UserRef) -> Option<Members<'_>> {
+        if !self.reverse.is_empty() {
+            if let Some(b) = self.reverse.get(&(object_type, relation, user)) {
+                return (!b.is_empty()).then_some(Members::Bitmap(b));
+            }
+        }
+        self.base.reverse(object_type, relation, user)
     }
 
     /// The conditional edges from `user` by `relation` to objects of `object_type`.
@@ -453,8 +595,14 @@ impl Snapshot {
         relation: Name,
         user: UserRef,
     ) -> &[(Obj, Arc<TupleCondition>)] {
-        self.reverse_conditional
-            .get(&(object_type, relation, user))
+        let key = (object_type, relation, user);
+        if !self.reverse_conditional.is_empty() {
+            if let Some(v) = self.reverse_conditional.get(&key) {
+                return v.as_slice();
+            }
+        }
+        self.base
+            .reverse_conditional(object_type, relation, user)
             .map(|v| v.as_slice())
             .unwrap_or(&[])
     }
@@ -505,12 +653,7 @@ impl Snapshot {
                 None => return false,
             },
         };
-        let plain = match user {
-            UserRef::Object(u) => edges.direct.iter().any(|(_, b)| b.contains(u)),
-            UserRef::Wildcard(w) => edges.wildcards.contains(&w),
-            UserRef::Userset(uo, ur) => edges.usersets.contains(&(uo, ur)),
-        };
-        plain || edges.conditional.iter().any(|e| e.user == user)
+        edges.has(user)
     }
 
     /// This snapshot with `objects` interned (for evaluating a request that names objects the
@@ -528,14 +671,10 @@ impl Snapshot {
     pub fn edge_bytes_estimate(&self) -> u64 {
         // Persistent hash maps cost roughly their entry plus a pointer-sized node share.
         const ENTRY: u64 = 16;
-        let mut bytes = 0u64;
+        let mut bytes = self.base.edge_bytes();
         for (_, e) in self.edges.iter() {
             bytes += ENTRY + 8 + 16 + std::mem::size_of::<Edges>() as u64;
-            for (_, b) in &e.direct {
-                bytes += 32 + b.serialized_size() as u64;
-            }
-            bytes += (e.wildcards.len() * 4 + e.usersets.len() * 8) as u64;
-            bytes += (e.conditional.len() * std::mem::size_of::<ConditionalEdge>()) as u64;
+            bytes += e.view().len() * 8;
         }
         for (_, b) in self.reverse.iter() {
             bytes += ENTRY + 16 + 16 + 24 + b.serialized_size() as u64;
@@ -546,14 +685,79 @@ impl Snapshot {
         bytes
     }
 
+    /// An estimate of the heap bytes of the interned strings (objects and names).
+    pub fn interner_bytes_estimate(&self) -> u64 {
+        // A persistent interner entry: the shared string, its map entry and vector slot.
+        let persistent = |i: &Interner| {
+            (0..i.len())
+                .map(|n| 64 + i.resolve(idx32(n)).map_or(0, str::len) as u64)
+                .sum::<u64>()
+        };
+        self.base.objects.heap_bytes()
+            + persistent(&self.new_objects)
+            + persistent(&self.names)
+            + self.new_types.len() as u64 * 4
+    }
+
+    /// The number of changes the delta holds over the base (its journal's length).
+    pub fn delta_len(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// Whether the delta has grown enough that folding it into a new base pays off.
+    pub fn wants_compaction(&self, min_delta: usize) -> bool {
+        let per_base = usize::try_from(self.base.tuple_count() / DELTA_PER_BASE).unwrap_or(0);
+        self.journal.len() > min_delta.max(per_base)
+    }
+
+    /// Calls `f` on every stored edge list (the base's not overridden, then the delta's).
+    pub fn for_each_edges(&self, mut f: impl FnMut(Obj, Name, EdgesRef<'_>)) {
+        self.base.for_each_edges(|o, r, e| {
+            if self.edges.is_empty() || !self.edges.contains_key(&(o, r)) {
+                f(o, r, e);
+            }
+        });
+        for ((o, r), e) in self.edges.iter() {
+            if !e.view().is_empty() {
+                f(*o, *r, e.view());
+            }
+        }
+    }
+
+    fn for_each_reverse(&self, mut f: impl FnMut(RevKey, Members<'_>)) {
+        self.base.for_each_reverse(|k, m| {
+            if !self.reverse.contains_key(&k) {
+                f(k, m);
+            }
+        });
+        for (k, b) in self.reverse.iter() {
+            if !b.is_empty() {
+                f(*k, Members::Bitmap(b));
+            }
+        }
+    }
+
+    fn for_each_reverse_conditional(&self, mut f: impl FnMut(RevKey, &ConditionalObjects)) {
+        self.base.for_each_reverse_conditional(|k, v| {
+            if !self.reverse_conditional.contains_key(&k) {
+                f(k, v);
+            }
+        });
+        for (k, v) in self.reverse_conditional.iter() {
+            if !v.is_empty() {
+                f(*k, v);
+            }
+        }
+    }
+
     /// Every stored tuple, in no particular order (for export and the slow reference paths).
     pub fn tuples(&self) -> Vec<Tuple> {
         let mut out = Vec::new();
-        for ((object, relation), edges) in self.edges.iter() {
-            let Ok(object_ref) = ObjectRef::parse(self.object_str(*object)) else {
-                continue;
+        self.for_each_edges(|object, relation, edges| {
+            let Ok(object_ref) = ObjectRef::parse(self.object_str(object)) else {
+                return;
             };
-            let relation = self.name_str(*relation).to_string();
+            let relation = self.name_str(relation).to_string();
             let mut push = |user: UserRef, condition: Option<TupleCondition>| {
                 if let Some(user) = self.user_of(user) {
                     out.push(Tuple {
@@ -564,21 +768,19 @@ impl Snapshot {
                     });
                 }
             };
-            for (_, bits) in &edges.direct {
-                for u in bits {
-                    push(UserRef::Object(u), None);
-                }
+            for u in edges.direct {
+                push(UserRef::Object(*u), None);
             }
-            for t in &edges.wildcards {
+            for t in edges.wildcards {
                 push(UserRef::Wildcard(*t), None);
             }
-            for (o, r) in &edges.usersets {
+            for (o, r) in edges.usersets {
                 push(UserRef::Userset(*o, *r), None);
             }
-            for e in &edges.conditional {
+            for e in edges.conditional {
                 push(e.user, Some((*e.condition).clone()));
             }
-        }
+        });
         out
     }
 
@@ -595,8 +797,13 @@ impl Snapshot {
     }
 
     /// The next snapshot: this one with `changes` applied in order, at `revision`.
-    /// Shares all untouched structure with `self`.
+    /// Shares all untouched structure with `self`: a write costs O(changed tuples), never a
+    /// rebuild. (Many changes applied to an empty snapshot — a load — build the base
+    /// directly.)
     pub fn apply(&self, revision: u64, changes: &[TupleChange], default_graph: &str) -> Snapshot {
+        if changes.len() >= BULK && self.object_count() == 0 {
+            return self.build(revision, changes, default_graph);
+        }
         let mut next = self.clone();
         next.revision = revision;
         for c in changes {
@@ -605,41 +812,228 @@ impl Snapshot {
         next
     }
 
+    /// The same snapshot with its delta folded into a new base (same revision, same ids, same
+    /// answers). O(tuples): run it off the writer's path (see [`compact::Compactor`]).
+    pub fn compact(&self) -> Snapshot {
+        let mut objects = self.base.objects.clone();
+        let mut types = self.base.types().to_vec();
+        for i in 0..self.new_objects.len() {
+            objects.intern(self.new_objects.resolve(idx32(i)).unwrap_or(""));
+            types.push(self.new_types.get(i).unwrap_or(0));
+        }
+        let mut records = Vec::with_capacity(usize::try_from(self.tuple_count).unwrap_or(0));
+        self.for_each_edges(|object, relation, e| {
+            let mut push = |user, condition| {
+                records.push(base::Rec {
+                    object,
+                    relation,
+                    user,
+                    condition,
+                })
+            };
+            for u in e.direct {
+                push(UserRef::Object(*u), None);
+            }
+            for w in e.wildcards {
+                push(UserRef::Wildcard(*w), None);
+            }
+            for (o, r) in e.usersets {
+                push(UserRef::Userset(*o, *r), None);
+            }
+            for c in e.conditional {
+                push(c.user, Some(c.condition.clone()));
+            }
+        });
+        let mut next = self.clone();
+        next.base = Arc::new(base::Base::build(objects, types, records));
+        next.new_objects = Interner::default();
+        next.new_types = Column::default();
+        next.edges = IdMap::default();
+        next.reverse = IdMap::default();
+        next.reverse_conditional = IdMap::default();
+        next.journal = imbl::Vector::new();
+        next
+    }
+
+    /// `self`, a descendant of `from` by [`Snapshot::apply`] alone, on the base `compacted`
+    /// (which is `from.compact()`): the delta keeps only what changed since `from`. `None` when
+    /// `self` does not descend from `from` on the same base (then nothing is gained).
+    pub fn rebase(&self, from: &Snapshot, compacted: &Snapshot) -> Option<Snapshot> {
+        let same_line = Arc::ptr_eq(&self.base, &from.base)
+            && self.journal.len() >= from.journal.len()
+            && self.object_count() >= from.object_count()
+            && compacted.revision == from.revision
+            && compacted.object_count() == from.object_count()
+            && compacted.new_objects.is_empty();
+        if !same_line {
+            return None;
+        }
+        let mut next = self.clone();
+        next.base = compacted.base.clone();
+        next.new_objects = Interner::default();
+        next.new_types = Column::default();
+        for o in from.object_count()..self.object_count() {
+            next.new_objects.intern(self.object_str(idx32(o)));
+            next.new_types.push(self.object_type(idx32(o)).unwrap_or(0));
+        }
+        next.edges = IdMap::default();
+        next.reverse = IdMap::default();
+        next.reverse_conditional = IdMap::default();
+        next.journal = imbl::Vector::new();
+        for t in self.journal.iter().skip(from.journal.len()) {
+            match *t {
+                Touched::Forward(o, r) => {
+                    if let Some(e) = self.edges.get(&(o, r)) {
+                        next.edges.insert((o, r), e.clone());
+                    }
+                }
+                Touched::Reverse(k) => {
+                    if let Some(b) = self.reverse.get(&k) {
+                        next.reverse.insert(k, b.clone());
+                    }
+                    if let Some(v) = self.reverse_conditional.get(&k) {
+                        next.reverse_conditional.insert(k, v.clone());
+                    }
+                }
+            }
+            next.journal.push_back(*t);
+        }
+        Some(next)
+    }
+
+    /// [`Snapshot::apply`] of many changes to an empty snapshot: interns everything, keeps the
+    /// last change of each tuple key, and builds the base in bulk.
+    fn build(&self, revision: u64, changes: &[TupleChange], default_graph: &str) -> Snapshot {
+        let mut next = self.clone();
+        next.revision = revision;
+        let mut objects = base::FlatInterner::with_capacity(changes.len(), changes.len() * 16);
+        let mut types: Vec<Name> = Vec::new();
+        let mut by_type: std::collections::HashMap<Name, RoaringBitmap> = Default::default();
+        let mut intern = |names: &mut Interner, o: &ObjectRef, types: &mut Vec<Name>| {
+            let key = o.to_string();
+            let before = objects.len();
+            let id = objects.intern(&key);
+            if objects.len() != before {
+                let t = names.intern(&o.object_type);
+                types.push(t);
+                by_type.entry(t).or_default().insert(id);
+            }
+            id
+        };
+        let mut relation_writes = std::collections::HashSet::new();
+        let mut set_writes = std::collections::HashSet::new();
+        let mut subjects = std::collections::HashSet::new();
+        // (object, relation, user) → (index of its last change, graph).
+        let mut records: Vec<(Obj, Name, UserRef, usize)> = Vec::with_capacity(changes.len());
+        for (i, c) in changes.iter().enumerate() {
+            let object = intern(&mut next.names, &c.tuple.object, &mut types);
+            let relation = next.names.intern(&c.tuple.relation);
+            let user = match &c.tuple.user {
+                User::Object(o) => UserRef::Object(intern(&mut next.names, o, &mut types)),
+                User::Userset(o, r) => {
+                    let id = intern(&mut next.names, o, &mut types);
+                    UserRef::Userset(id, next.names.intern(r))
+                }
+                User::Wildcard(t) => UserRef::Wildcard(next.names.intern(t)),
+            };
+            let object_type = types.get(object as usize).copied().unwrap_or(0);
+            relation_writes.insert((object_type, relation));
+            match user {
+                UserRef::Object(u) => {
+                    subjects.insert(u);
+                }
+                _ => {
+                    set_writes.insert((object_type, relation));
+                }
+            }
+            records.push((object, relation, user, i));
+        }
+        records.sort_by_key(|r| (r.0, r.1, r.2));
+        let mut kept = Vec::with_capacity(records.len());
+        for (j, r) in records.iter().enumerate() {
+            let last = records
+                .get(j + 1)
+                .is_none_or(|n| (n.0, n.1, n.2) != (r.0, r.1, r.2));
+            let Some(c) = changes.get(r.3).filter(|_| last) else {
+                continue;
+            };
+            if c.change == Change::Remove {
+                continue;
+            }
+            if &*c.graph != default_graph {
+                let g = next.names.intern(&c.graph);
+                next.origins.insert((r.0, r.1, r.2), g);
+            }
+            kept.push(base::Rec {
+                object: r.0,
+                relation: r.1,
+                user: r.2,
+                condition: c.tuple.condition.clone().map(Arc::new),
+            });
+        }
+        drop(records);
+        for k in relation_writes {
+            next.relation_writes.insert(k, revision);
+        }
+        for k in set_writes {
+            next.set_writes.insert(k, revision);
+        }
+        for u in subjects {
+            next.subject_writes.insert(u, revision);
+        }
+        for (t, b) in by_type {
+            next.by_type.insert(t, Arc::new(b));
+        }
+        next.tuple_count = kept.len() as u64;
+        next.base = Arc::new(base::Base::build(objects, types, kept));
+        next
+    }
+
     fn intern_object(&mut self, o: &ObjectRef) -> Obj {
         let key = o.to_string();
-        if let Some(id) = self.objects.get(&key) {
+        if let Some(id) = self.object(&key) {
             return id;
         }
         let t = self.names.intern(&o.object_type);
-        let id = self.objects.intern(&key);
-        self.object_types.push(t);
+        let id = self
+            .new_objects
+            .intern(&key)
+            .saturating_add(self.base_objects());
+        self.new_types.push(t);
         let bits = self.by_type.entry(t).or_default();
         Arc::make_mut(bits).insert(id);
         id
     }
 
-    fn intern_user(&mut self, user: &User) -> (UserRef, Name) {
+    fn intern_user(&mut self, user: &User) -> UserRef {
         match user {
-            User::Object(o) => {
-                let id = self.intern_object(o);
-                (UserRef::Object(id), self.object_type(id).unwrap_or(0))
-            }
+            User::Object(o) => UserRef::Object(self.intern_object(o)),
             User::Userset(o, r) => {
                 let id = self.intern_object(o);
-                let r = self.names.intern(r);
-                (UserRef::Userset(id, r), self.object_type(id).unwrap_or(0))
+                UserRef::Userset(id, self.names.intern(r))
             }
-            User::Wildcard(t) => {
-                let t = self.names.intern(t);
-                (UserRef::Wildcard(t), t)
-            }
+            User::Wildcard(t) => UserRef::Wildcard(self.names.intern(t)),
         }
+    }
+
+    /// The delta entry of (object, relation), copied from the base on first write.
+    fn edges_mut(&mut self, key: (Obj, Name)) -> &mut Edges {
+        self.journal.push_back(Touched::Forward(key.0, key.1));
+        let base = &self.base;
+        let entry = self.edges.entry(key).or_insert_with(|| {
+            Arc::new(
+                base.edges(key.0, key.1)
+                    .map(Edges::from_view)
+                    .unwrap_or_default(),
+            )
+        });
+        Arc::make_mut(entry)
     }
 
     fn apply_one(&mut self, c: &TupleChange, default_graph: &str) {
         let object = self.intern_object(&c.tuple.object);
         let relation = self.names.intern(&c.tuple.relation);
-        let (user, user_type) = self.intern_user(&c.tuple.user);
+        let user = self.intern_user(&c.tuple.user);
         let key = (object, relation);
         let object_type = self.object_type(object).unwrap_or(0);
         let rev_key = (object_type, relation, user);
@@ -659,67 +1053,83 @@ impl Snapshot {
             Change::Add => {
                 let condition = c.tuple.condition.clone().map(Arc::new);
                 self.reverse_add(rev_key, object, condition.clone());
-                let edges = self.edges.entry(key).or_default();
-                let edges = Arc::make_mut(edges);
-                let before = edges.len();
-                edges.insert(user, user_type, condition);
-                self.tuple_count += edges.len() - before;
+                let edges = self.edges_mut(key);
+                let before = edges.view().len();
+                edges.insert(user, condition);
+                let after = edges.view().len();
+                self.tuple_count += after - before;
                 if &*c.graph != default_graph {
                     let g = self.names.intern(&c.graph);
                     self.origins.insert((object, relation, user), g);
-                } else {
+                } else if !self.origins.is_empty() {
                     self.origins.remove(&(object, relation, user));
                 }
             }
             Change::Remove => {
-                let mut now_empty = false;
-                if let Some(edges) = self.edges.get_mut(&key) {
-                    let edges = Arc::make_mut(edges);
-                    if edges.remove(user, user_type) {
-                        self.tuple_count = self.tuple_count.saturating_sub(1);
-                    }
-                    now_empty = edges.is_empty();
+                if self.edges(object, relation).is_some_and(|e| e.has(user))
+                    && self.edges_mut(key).remove(user)
+                {
+                    self.tuple_count = self.tuple_count.saturating_sub(1);
                 }
-                if now_empty {
-                    self.edges.remove(&key);
+                if !self.origins.is_empty() {
+                    self.origins.remove(&(object, relation, user));
                 }
-                self.origins.remove(&(object, relation, user));
             }
         }
     }
 
     fn reverse_remove(&mut self, key: RevKey, object: Obj) {
-        let mut empty = false;
-        if let Some(bits) = self.reverse.get_mut(&key) {
-            if bits.contains(object) {
-                let bits = Arc::make_mut(bits);
-                bits.remove(object);
-                empty = bits.is_empty();
-            }
+        if self
+            .reverse(key.0, key.1, key.2)
+            .is_some_and(|m| m.contains(object))
+        {
+            self.journal.push_back(Touched::Reverse(key));
+            let base = &self.base;
+            let bits = self.reverse.entry(key).or_insert_with(|| {
+                Arc::new(
+                    base.reverse(key.0, key.1, key.2)
+                        .map(|m| m.to_bitmap())
+                        .unwrap_or_default(),
+                )
+            });
+            Arc::make_mut(bits).remove(object);
         }
-        if empty {
-            self.reverse.remove(&key);
-        }
-        let mut empty = false;
-        if let Some(list) = self.reverse_conditional.get_mut(&key) {
-            if let Ok(i) = list.binary_search_by_key(&object, |(o, _)| *o) {
-                let list = Arc::make_mut(list);
-                list.remove(i);
-                empty = list.is_empty();
-            }
-        }
-        if empty {
-            self.reverse_conditional.remove(&key);
+        let conditional = self.reverse_conditional(key.0, key.1, key.2);
+        if let Ok(i) = conditional.binary_search_by_key(&object, |(o, _)| *o) {
+            self.journal.push_back(Touched::Reverse(key));
+            let list = self.reverse_conditional_mut(key);
+            list.remove(i);
         }
     }
 
+    fn reverse_conditional_mut(&mut self, key: RevKey) -> &mut ConditionalObjects {
+        let base = &self.base;
+        let list = self.reverse_conditional.entry(key).or_insert_with(|| {
+            Arc::new(
+                base.reverse_conditional(key.0, key.1, key.2)
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        });
+        Arc::make_mut(list)
+    }
+
     fn reverse_add(&mut self, key: RevKey, object: Obj, condition: Option<Arc<TupleCondition>>) {
+        self.journal.push_back(Touched::Reverse(key));
         match condition {
             None => {
-                Arc::make_mut(self.reverse.entry(key).or_default()).insert(object);
+                let base = &self.base;
+                let bits = self.reverse.entry(key).or_insert_with(|| {
+                    Arc::new(
+                        base.reverse(key.0, key.1, key.2)
+                            .map(|m| m.to_bitmap())
+                            .unwrap_or_default(),
+                    )
+                });
+                Arc::make_mut(bits).insert(object);
             }
             Some(c) => {
-                let list = Arc::make_mut(self.reverse_conditional.entry(key).or_default());
+                let list = self.reverse_conditional_mut(key);
                 match list.binary_search_by_key(&object, |(o, _)| *o) {
                     Ok(i) => {
                         if let Some(slot) = list.get_mut(i) {
@@ -734,89 +1144,101 @@ impl Snapshot {
 
     /// Checks the invariants in the module doc; returns the first violation.
     pub fn validate(&self) -> Result<(), String> {
-        if self.object_types.len() != self.objects.len() {
-            return Err("object_types is not parallel to objects".into());
+        self.base.validate()?;
+        if self.new_types.len() != self.new_objects.len() {
+            return Err("new_types is not parallel to new_objects".into());
         }
+        let n = self.object_count_u32();
+        let mut fail: Option<String> = None;
         let mut count = 0;
-        for ((o, r), edges) in self.edges.iter() {
+        let mut forward = std::collections::HashSet::new();
+        self.for_each_edges(|o, r, edges| {
+            let mut err = |e: String| {
+                fail.get_or_insert(e);
+            };
             if edges.is_empty() {
-                return Err(format!("empty edge list at ({o}, {r})"));
+                err(format!("empty edge list at ({o}, {r})"));
             }
-            if self.objects.resolve(*o).is_none() || self.names.resolve(*r).is_none() {
-                return Err(format!("dangling key ({o}, {r})"));
+            if o >= n || self.names.resolve(r).is_none() {
+                err(format!("dangling key ({o}, {r})"));
+            }
+            if edges.direct.windows(2).any(|w| w[0] >= w[1])
+                || edges.wildcards.windows(2).any(|w| w[0] >= w[1])
+                || edges.usersets.windows(2).any(|w| w[0] >= w[1])
+            {
+                err(format!("edge list ({o}, {r}) not sorted"));
             }
             let mut seen = std::collections::HashSet::new();
-            for (t, bits) in &edges.direct {
-                for u in bits {
-                    if self.object_type(u) != Some(*t) {
-                        return Err(format!("user {u} filed under the wrong type {t}"));
-                    }
-                    seen.insert(UserRef::Object(u));
+            for u in edges.direct {
+                if *u >= n {
+                    err(format!("dangling user {u}"));
                 }
+                seen.insert(UserRef::Object(*u));
             }
-            for t in &edges.wildcards {
+            for t in edges.wildcards {
                 seen.insert(UserRef::Wildcard(*t));
             }
-            for (uo, ur) in &edges.usersets {
+            for (uo, ur) in edges.usersets {
                 seen.insert(UserRef::Userset(*uo, *ur));
             }
-            for e in &edges.conditional {
+            for e in edges.conditional {
                 if !seen.insert(e.user) {
-                    return Err(format!("tuple ({o}, {r}, {:?}) stored twice", e.user));
+                    err(format!("tuple ({o}, {r}, {:?}) stored twice", e.user));
                 }
             }
+            for u in seen {
+                forward.insert((o, r, u));
+            }
             count += edges.len();
+        });
+        if let Some(f) = fail {
+            return Err(f);
         }
         // The reverse index is the transpose of the forward one.
         let mut reverse_count = 0u64;
-        for ((t, r, user), bits) in self.reverse.iter() {
+        let mut fail: Option<String> = None;
+        self.for_each_reverse(|(t, r, user), bits| {
             if bits.is_empty() {
-                return Err(format!("empty reverse entry ({t}, {r}, {user:?})"));
+                fail.get_or_insert_with(|| format!("empty reverse entry ({t}, {r}, {user:?})"));
             }
             for o in bits.iter() {
-                if self.object_type(o) != Some(*t) {
-                    return Err(format!(
-                        "reverse entry ({t}, {r}, {user:?}) holds {o} of another type"
-                    ));
-                }
-                let Some(edges) = self.edges(o, *r) else {
-                    return Err(format!("reverse edge {o}#{r}@{user:?} has no forward edge"));
-                };
-                let present = match user {
-                    UserRef::Object(u) => edges.direct.iter().any(|(_, b)| b.contains(*u)),
-                    UserRef::Wildcard(w) => edges.wildcards.contains(w),
-                    UserRef::Userset(uo, ur) => edges.usersets.contains(&(*uo, *ur)),
-                };
-                if !present {
-                    return Err(format!(
-                        "reverse edge {o}#{r}@{user:?} has no plain forward edge"
-                    ));
+                let ok = self.object_type(o) == Some(t)
+                    && self.edges(o, r).is_some_and(|e| e.has_plain(user));
+                if !ok {
+                    fail.get_or_insert_with(|| {
+                        format!(
+                            "reverse edge {o}#{r}@{user:?} has no plain forward edge of type {t}"
+                        )
+                    });
                 }
                 reverse_count += 1;
             }
-        }
-        for ((t, r, user), list) in self.reverse_conditional.iter() {
+        });
+        self.for_each_reverse_conditional(|(t, r, user), list| {
             if list.is_empty() {
-                return Err(format!(
-                    "empty conditional reverse entry ({t}, {r}, {user:?})"
-                ));
+                fail.get_or_insert_with(|| {
+                    format!("empty conditional reverse entry ({t}, {r}, {user:?})")
+                });
             }
             for (o, c) in list.iter() {
-                let ok = self.object_type(*o) == Some(*t)
-                    && self.edges(*o, *r).is_some_and(|e| {
+                let ok = self.object_type(*o) == Some(t)
+                    && self.edges(*o, r).is_some_and(|e| {
                         e.conditional
                             .iter()
-                            .any(|e| e.user == *user && e.condition == *c)
+                            .any(|e| e.user == user && e.condition == *c)
                     });
                 if !ok {
-                    return Err(format!(
-                        "conditional reverse edge {o}#{r}@{user:?} has no forward edge"
-                    ));
+                    fail.get_or_insert_with(|| {
+                        format!("conditional reverse edge {o}#{r}@{user:?} has no forward edge")
+                    });
                 }
                 reverse_count += 1;
             }
+        });
+        if let Some(f) = fail {
+            return Err(f);
         }
-        if reverse_count != count {
+        if reverse_count != count || forward.len() as u64 != count {
             return Err(format!(
                 "{count} forward edges but {reverse_count} reverse edges"
             ));
@@ -829,6 +1251,10 @@ impl Snapshot {
         }
         Ok(())
     }
+}
+
+fn idx32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -222,6 +222,8 @@ pub struct Clew {
     history_len: usize,
     cache: ReachCache,
     stats: Stats,
+    /// Folds the index's delta into a new compact base, off the writer's path.
+    compactor: crate::index::compact::Compactor,
 }
 
 /// Counters for metrics.
@@ -261,6 +263,7 @@ impl Clew {
             history_len: DEFAULT_HISTORY,
             cache: ReachCache::new(DEFAULT_CACHE_BYTES),
             stats: Stats::default(),
+            compactor: Default::default(),
         })
     }
 
@@ -542,7 +545,9 @@ impl Clew {
         changes: &[TupleChange],
         vocab: Option<Vocabulary>,
     ) {
-        let index = current.index.apply(revision, changes, TUPLES_GRAPH);
+        let index = self
+            .compactor
+            .maintain(current.index.apply(revision, changes, TUPLES_GRAPH));
         let groups = current.groups.update(&index, changes);
         #[cfg(debug_assertions)]
         if let Err(e) = index.validate() {

@@ -19,14 +19,13 @@ use super::explain::{DenyTrace, Explanation, Source, Witness};
 use super::{EngineError, View, validate_request};
 use crate::condition::ConditionOutcome;
 use crate::index::groups::GroupClosure;
-use crate::index::{Edges, IdHasher, Name, Obj, Snapshot, UserRef};
+use crate::index::{EdgesRef, IdHasher, Members, Name, Obj, Snapshot, UserRef};
 use crate::iri::{IriMapper, TUPLES_GRAPH};
 use crate::model::TypeSystem;
 use crate::model::compiled::{
     Compiled, Kind, Node, Op, Rel, RelId, Restriction, Sym, TupleToUserset,
 };
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
-use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -310,7 +309,7 @@ const SUBJECT_BITS: usize = 16;
 
 /// For each relation probed so far (up to [`SUBJECT_BITS`]): the objects the request's user is
 /// directly and unconditionally related to by it (`None`: none).
-type SubjectBits<'a> = [Cell<(RelId, Option<&'a RoaringBitmap>)>; SUBJECT_BITS];
+type SubjectBits<'a> = [Cell<(RelId, Option<Members<'a>>)>; SUBJECT_BITS];
 
 const UNRESOLVED: u32 = u32::MAX;
 const ABSENT: u32 = u32::MAX - 1;
@@ -400,7 +399,7 @@ impl<'a> Env<'a> {
     /// The objects the request's (concrete, interned) user `id` is directly and unconditionally
     /// related to by `def`: one reverse-index lookup per relation and request, so that probing
     /// many objects (nested groups, folder chains) touches one small bitmap.
-    fn subject_bits(&self, def: &Rel, id: Obj) -> Option<&'a RoaringBitmap> {
+    fn subject_bits(&self, def: &Rel, id: Obj) -> Option<Members<'a>> {
         let lookup = || {
             let (t, r) = (self.name(def.object_type)?, self.name(def.name)?);
             self.snap.reverse(t, r, UserRef::Object(id))
@@ -424,7 +423,7 @@ impl<'a> Env<'a> {
         self.name(s) == Some(n)
     }
 
-    fn edges(&self, object: Obj, relation: Option<Name>) -> Option<&'a Edges> {
+    fn edges(&self, object: Obj, relation: Option<Name>) -> Option<EdgesRef<'a>> {
         if object >= self.stored {
             return None;
         }
@@ -548,29 +547,35 @@ impl<'a> Env<'a> {
         object: Obj,
         tupleset: RelId,
         ttu: &'a TupleToUserset,
-        stored: Option<&'a Edges>,
+        stored: Option<EdgesRef<'a>>,
     ) -> impl Iterator<Item = ParentEdge<'a>> + 'a {
         let (direct, conditional) = match stored {
-            Some(e) => (&e.direct[..], &e.conditional[..]),
+            Some(e) => (e.direct, e.conditional),
             None => (&[][..], &[][..]),
         };
-        let plain = direct
-            .iter()
-            .filter_map(move |(t, bits)| {
-                let p = ttu
-                    .parents
-                    .iter()
-                    .find(|p| p.condition.is_none() && self.is(p.object_type, *t))?;
-                Some((p.target, bits))
+        // Consecutive parents mostly share a type: its restriction is looked up once per run.
+        let last: Cell<Option<(Name, Option<Option<RelId>>)>> = Cell::new(None);
+        let plain = direct.iter().filter_map(move |&parent| {
+            let t = self.snap.object_type(parent)?;
+            let target = match last.get() {
+                Some((lt, target)) if lt == t => target,
+                _ => {
+                    let target = ttu
+                        .parents
+                        .iter()
+                        .find(|p| p.condition.is_none() && self.is(p.object_type, t))
+                        .map(|p| p.target);
+                    last.set(Some((t, target)));
+                    target
+                }
+            }?;
+            Some(ParentEdge {
+                parent,
+                target,
+                condition: None,
+                origin: Origin::Stored(UserRef::Object(parent)),
             })
-            .flat_map(|(target, bits)| {
-                bits.iter().map(move |parent| ParentEdge {
-                    parent,
-                    target,
-                    condition: None,
-                    origin: Origin::Stored(UserRef::Object(parent)),
-                })
-            });
+        });
         let conditional = conditional.iter().filter_map(move |e| {
             let UserRef::Object(parent) = e.user else {
                 return None;
@@ -805,10 +810,15 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     contextual.sort_by_key(|c| (c.object, c.relation));
     // Closures describe stored tuples only: not with contextual tuples, and not for a userset
     // subject (closures hold concrete members and wildcards).
-    let closure_subject = match request.user {
-        User::Object(o) => (interned(snap, o), snap.name(&o.object_type)),
-        User::Wildcard(t) => (None, snap.name(t)),
-        User::Userset(..) => (None, None),
+    let closure_subject = match (request.user, subject) {
+        // The subject's id is already known: a snapshot id, or a request-local one (no closure
+        // holds those).
+        (User::Object(o), Subject::Object { id, .. }) => {
+            ((id < stored).then_some(id), snap.name(&o.object_type))
+        }
+        (User::Object(o), _) => (interned(snap, o), snap.name(&o.object_type)),
+        (User::Wildcard(t), _) => (None, snap.name(t)),
+        (User::Userset(..), _) => (None, None),
     };
     let closures: Vec<(RelId, &GroupClosure)> = match (view.groups, request.user) {
         (Some(g), User::Object(_) | User::Wildcard(_)) if request.contextual.is_empty() => g

@@ -150,18 +150,16 @@ fn direct_users(view: View<'_>, object: &ObjectRef, relation: &str) -> Vec<(User
             }
         }
     };
-    for (_, bits) in &edges.direct {
-        for u in bits {
-            push(UserRef::Object(u), None);
-        }
+    for u in edges.direct {
+        push(UserRef::Object(*u), None);
     }
-    for t in &edges.wildcards {
+    for t in edges.wildcards {
         push(UserRef::Wildcard(*t), None);
     }
-    for (uo, ur) in &edges.usersets {
+    for (uo, ur) in edges.usersets {
         push(UserRef::Userset(*uo, *ur), None);
     }
-    for e in &edges.conditional {
+    for e in edges.conditional {
         push(e.user, Some(e.condition.name.clone()));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

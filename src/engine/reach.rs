@@ -30,7 +30,7 @@
 
 use super::{EngineError, View};
 use crate::condition::ConditionOutcome;
-use crate::index::{Name, Obj, Snapshot, UserRef};
+use crate::index::{Members, Name, Obj, Snapshot, UserRef};
 use crate::model::plan::Plan;
 use crate::model::{RelationDef, RestrictionKind, Rewrite, TypeSystem};
 use crate::tuple::User;
@@ -512,14 +512,15 @@ impl<'a> Eval<'a> {
         acc: &mut Parts<'a>,
     ) {
         match condition {
-            None => {
-                if let Some(bits) = self.snap.reverse(t, r, user) {
-                    match label {
-                        Label::Yes => acc.yes.push(bits),
-                        Label::Undecided => acc.undecided.push(bits),
-                    }
+            None => match (self.snap.reverse(t, r, user), label) {
+                (Some(Members::Bitmap(bits)), Label::Yes) => acc.yes.push(bits),
+                (Some(Members::Bitmap(bits)), Label::Undecided) => acc.undecided.push(bits),
+                (Some(Members::Slice(s)), Label::Yes) => acc.yes_one.extend_from_slice(s),
+                (Some(Members::Slice(s)), Label::Undecided) => {
+                    acc.undecided_one.extend_from_slice(s)
                 }
-            }
+                (None, _) => {}
+            },
             Some(name) => {
                 let Some(compiled) = self.model.condition(name) else {
                     return; // not admitted by the model

@@ -163,13 +163,19 @@ impl GroupClosure {
             .iter()
             .filter_map(|c| self.members.get(c).cloned())
             .collect();
+        let own = snap.edges(g, n.r).map(|e| {
+            let admitted = e
+                .direct
+                .iter()
+                .copied()
+                .filter(|u| snap.object_type(*u).is_some_and(|t| n.direct.contains(&t)));
+            RoaringBitmap::from_sorted_iter(admitted).unwrap_or_default()
+        });
+        if let Some(own) = &own {
+            parts.push(own);
+        }
         if let Some(e) = snap.edges(g, n.r) {
-            for (t, bits) in &e.direct {
-                if n.direct.contains(t) {
-                    parts.push(bits);
-                }
-            }
-            for w in &e.wildcards {
+            for w in e.wildcards {
                 if n.wild.contains(w) {
                     wild.push(*w);
                 }

@@ -113,11 +113,12 @@ pub enum Kind {
 #[derive(Debug, Default)]
 pub struct Compiled {
     symbols: Vec<String>,
-    symbol_ids: HashMap<String, Sym>,
+    symbol_ids: HashMap<String, Sym, foldhash::fast::RandomState>,
     relations: Vec<Rel>,
     /// type → relation name → id, exactly as `TypeSystem` resolves them (a type declared twice
     /// keeps its last declaration).
-    by_type: HashMap<Sym, HashMap<Sym, RelId>>,
+    by_type:
+        HashMap<Sym, HashMap<Sym, RelId, foldhash::fast::RandomState>, foldhash::fast::RandomState>,
 }
 
 impl Compiled {
@@ -128,7 +129,7 @@ impl Compiled {
         let mut numbered: Vec<(Sym, &RelationDef)> = Vec::new();
         for t in &model.types {
             let ts = c.intern(&t.name);
-            let mut rels = HashMap::new();
+            let mut rels = HashMap::default();
             for r in &t.relations {
                 let name = c.intern(&r.name);
                 let id = u32::try_from(numbered.len()).unwrap_or(u32::MAX);

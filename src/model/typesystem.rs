@@ -47,8 +47,12 @@ pub enum TupleRuleError {
     },
 }
 
+/// The model's name maps: read on every request, keyed by short names the model defines, so a
+/// fast seeded hash instead of SipHash.
+pub type NameMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 pub struct TypeInfo {
-    pub relations: HashMap<String, RelationDef>,
+    pub relations: NameMap<RelationDef>,
 }
 
 /// A compiled, validated authorization model.
@@ -56,8 +60,8 @@ pub struct TypeSystem {
     pub id: String,
     pub dsl: String,
     pub model: Model,
-    types: HashMap<String, TypeInfo>,
-    conditions: HashMap<String, Arc<CompiledCondition>>,
+    types: NameMap<TypeInfo>,
+    conditions: NameMap<Arc<CompiledCondition>>,
     /// The rewrite graph, analysed for bottom-up evaluation.
     plan: super::plan::Plan,
     /// The relations compiled for top-down evaluation.
@@ -98,7 +102,7 @@ impl TypeSystem {
 
     pub fn new(model: Model, dsl: &str) -> Result<Self, CompileError> {
         reject_computed_cycles(&model)?;
-        let mut conditions = HashMap::new();
+        let mut conditions = NameMap::default();
         for c in &model.conditions {
             conditions.insert(c.name.clone(), Arc::new(CompiledCondition::compile(c)?));
         }

@@ -365,7 +365,7 @@ pub async fn search_resource(State(s): State<Arc<AppState>>, Json(b): Json<Searc
         s.metrics
             .decision("authzen", "allowed", out.objects.len() as u64);
         Ok(json!({
-            "results": out.objects.iter().map(|o| split_id(o)).collect::<Vec<_>>(),
+            "results": out.objects.iter().map(split_id).collect::<Vec<_>>(),
             "page": {"next_token": out.cursor.clone().unwrap_or_default()},
             "context": {"clew": {"revision": out.revision, "model_id": out.model_id, "total": out.total}},
         }))

@@ -257,7 +257,11 @@ impl Clew {
             }
         };
         let (lookup, cache_hit) = self.reach_in(&state, request)?;
-        let snap = lookup.snapshot(&state.index);
+        let shared = lookup
+            .overlay
+            .clone()
+            .unwrap_or_else(|| state.index.clone());
+        let snap = &*shared;
         let total = lookup.allowed.len();
         let start = after.map(|a| a.saturating_add(1)).unwrap_or(0);
         let skip = if start == 0 {
@@ -278,7 +282,10 @@ impl Clew {
             .take(usize::try_from(take).unwrap_or(usize::MAX))
             .collect();
         let last = ids.last().copied();
-        let objects = snap.objects_shared(ids.into_iter());
+        let objects = ObjectNames {
+            snapshot: shared.clone(),
+            ids,
+        };
         let cursor = match (truncated, last) {
             (true, Some(l)) => Some(
                 Cursor {
@@ -502,12 +509,15 @@ impl Clew {
             out.cache_hit = hit;
             let snap = snap_overlay.as_deref().unwrap_or(&state.index);
             let bits = allowed.bits();
-            for c in request.candidates {
+            // All ids first: independent probes of the interner in a tight loop, so the CPU
+            // overlaps their cache misses (candidates come in any order, so each probe misses).
+            let ids: Vec<Option<Obj>> = request.candidates.iter().map(|c| snap.object(c)).collect();
+            for (c, id) in request.candidates.iter().zip(ids) {
                 if !seen.insert(c.as_str()) {
                     out.duplicates += 1;
                     continue;
                 }
-                let Some(id) = snap.object(c) else {
+                let Some(id) = id else {
                     out.unknown += 1;
                     continue;
                 };
@@ -696,12 +706,86 @@ pub struct PageRequest {
     pub cursor: Option<String>,
 }
 
+/// The objects of a page, `type:id`: their ids and the snapshot that resolves them, so a page
+/// of 100,000 objects costs no string copies (each is read from the index's string arena when
+/// it is written out or iterated).
+#[derive(Clone)]
+pub struct ObjectNames {
+    snapshot: Arc<crate::index::Snapshot>,
+    ids: Vec<Obj>,
+}
+
+impl ObjectNames {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The objects, in the page's order.
+    pub fn iter(&self) -> ObjectNamesIter<'_> {
+        ObjectNamesIter {
+            snapshot: &self.snapshot,
+            ids: self.ids.iter(),
+        }
+    }
+}
+
+/// The iterator of [`ObjectNames::iter`].
+pub struct ObjectNamesIter<'a> {
+    snapshot: &'a crate::index::Snapshot,
+    ids: std::slice::Iter<'a, Obj>,
+}
+
+impl<'a> Iterator for ObjectNamesIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.ids.next().map(|o| self.snapshot.object_str(*o))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ids.size_hint()
+    }
+}
+
+impl ExactSizeIterator for ObjectNamesIter<'_> {}
+
+impl<'a> IntoIterator for &'a ObjectNames {
+    type Item = &'a str;
+    type IntoIter = ObjectNamesIter<'a>;
+
+    fn into_iter(self) -> ObjectNamesIter<'a> {
+        self.iter()
+    }
+}
+
+impl Serialize for ObjectNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// Equal when they name the same objects in the same order (whatever snapshot resolves them).
+impl PartialEq for ObjectNames {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl std::fmt::Debug for ObjectNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// One page of a lookup.
 #[derive(Debug, Clone, Serialize)]
 pub struct LookupPage {
-    /// Objects `type:id`, in a stable order (the index's), shared with the index's interner so
-    /// a page of 100,000 objects costs no string copies.
-    pub objects: Vec<Arc<str>>,
+    /// Objects `type:id`, in a stable order (the index's).
+    pub objects: ObjectNames,
     /// Objects whose answer depends on missing context, with the parameters missing (first
     /// page only).
     #[serde(skip)]
