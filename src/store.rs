@@ -469,18 +469,7 @@ impl Store {
         }
         match model {
             Some(m) if !vocab.is_empty() => {
-                Ok(bindings::Reader::new(vocab, &self.iris, m, &self.db)
-                    .supports(key)?
-                    .into_iter()
-                    .next()
-                    .map(|s| {
-                        let g = s
-                            .triples
-                            .first()
-                            .and_then(|t| t.graph.clone())
-                            .unwrap_or_default();
-                        (s.tuple, Arc::from(g.as_str()))
-                    }))
+                bindings::Reader::new(vocab, &self.iris, m, &self.db).stored(key)
             }
             _ => Ok(None),
         }

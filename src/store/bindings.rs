@@ -628,6 +628,18 @@ pub struct Support {
     pub axioms: Vec<Triple>,
 }
 
+impl Support {
+    /// The tuple and the graph of its (first) stored triple, as the index records a tuple.
+    pub fn into_stored(self) -> (Tuple, std::sync::Arc<str>) {
+        let g = self
+            .triples
+            .first()
+            .and_then(|t| t.graph.clone())
+            .unwrap_or_default();
+        (self.tuple, std::sync::Arc::from(g.as_str()))
+    }
+}
+
 /// Reads tuples from a graph under a vocabulary and a model.
 pub(crate) struct Reader<'a> {
     pub vocab: &'a Vocabulary,
@@ -1044,6 +1056,18 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// The stored form of a key read through bindings: its first support, if any.
+    pub fn stored(
+        &self,
+        key: &TupleKey,
+    ) -> Result<Option<(Tuple, std::sync::Arc<str>)>, StoreError> {
+        Ok(self
+            .supports(key)?
+            .into_iter()
+            .next()
+            .map(Support::into_stored))
     }
 
     /// Every tuple the graph reads through bindings, each once, with the graph of (the first

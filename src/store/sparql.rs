@@ -278,7 +278,10 @@ impl Store {
             if let Some(f) = found.get(key) {
                 return Ok(Some(f.clone()));
             }
-            self.stored_form(src, reader, key)
+            match reader {
+                Some(r) => r.stored(key),
+                None => Ok(None),
+            }
         };
         // With bindings, a quad can change tuples it is not (an axiom, a class): the log records
         // the net tuple changes, which watchers read.
@@ -327,17 +330,10 @@ impl Store {
         if let Some(found) = self.own_form(src, key, None)? {
             return Ok(Some(found));
         }
-        let Some(reader) = bound else {
-            return Ok(None);
-        };
-        Ok(reader.supports(key)?.into_iter().next().map(|s| {
-            let g = s
-                .triples
-                .first()
-                .and_then(|t| t.graph.clone())
-                .unwrap_or_default();
-            (s.tuple, Arc::from(g.as_str()))
-        }))
+        match bound {
+            Some(reader) => reader.stored(key),
+            None => Ok(None),
+        }
     }
 
     /// How a tuple key is stored in Clew's own forms across the data graphs (but `except`), if
@@ -478,10 +474,7 @@ fn bound_keys(
                 }
                 let key = s.tuple.key();
                 keys.insert(key.clone());
-                let graph = s.triples.first().and_then(|t| t.graph.clone());
-                found
-                    .entry(key)
-                    .or_insert_with(|| (s.tuple, Arc::from(graph.unwrap_or_default().as_str())));
+                found.entry(key).or_insert_with(|| s.into_stored());
             }
         }
     }
