@@ -427,6 +427,45 @@ enum Touched {
     Reverse(RevKey),
 }
 
+/// Bits in a [`DeltaFilter`] (a power of two): 2^17 bits, 16 KiB, copied once per revision
+/// that changes the delta.
+const FILTER_BITS: usize = 1 << 17;
+
+/// A one-hash Bloom filter over the keys the delta holds (every key its journal names), so a
+/// read of an untouched key goes straight to the base instead of probing the delta's hash maps
+/// first. A clear bit proves the key is not in the delta; a set bit only means "look". Bits are
+/// only ever added, and the filter is emptied with the delta (compaction, rebase).
+#[derive(Clone, Default)]
+struct DeltaFilter(Option<Arc<[u64]>>);
+
+impl DeltaFilter {
+    fn bit(t: &Touched) -> usize {
+        let h = match t {
+            Touched::Forward(o, r) => foldhash::fast::FixedState::with_seed(1).hash_one((o, r)),
+            Touched::Reverse(k) => foldhash::fast::FixedState::with_seed(2).hash_one(k),
+        };
+        h as usize & (FILTER_BITS - 1)
+    }
+
+    fn insert(&mut self, t: &Touched) {
+        let b = Self::bit(t);
+        let words = self
+            .0
+            .get_or_insert_with(|| vec![0u64; FILTER_BITS / 64].into());
+        if let Some(w) = Arc::make_mut(words).get_mut(b / 64) {
+            *w |= 1 << (b % 64);
+        }
+    }
+
+    fn may_hold(&self, t: &Touched) -> bool {
+        let Some(words) = &self.0 else {
+            return false;
+        };
+        let b = Self::bit(t);
+        words.get(b / 64).is_none_or(|w| w & (1 << (b % 64)) != 0)
+    }
+}
+
 /// A changes list at least this long, applied to an empty snapshot, builds the base directly.
 const BULK: usize = 256;
 /// A delta whose journal is longer than this (and than [`DELTA_PER_BASE`] of the base) asks to
@@ -456,6 +495,8 @@ pub struct Snapshot {
     reverse_conditional: IdMap<RevKey, Arc<ConditionalObjects>>,
     /// Every delta change since the base, in order (keys repeat).
     journal: imbl::Vector<Touched>,
+    /// The keys the journal names, for a quick "not in the delta".
+    filter: DeltaFilter,
     /// Every object ever seen, by type (objects are never forgotten: harmless candidates).
     by_type: IdMap<Name, Arc<RoaringBitmap>>,
     /// The named graph of a tuple whose triple is not in the default tuple graph.
@@ -551,7 +592,7 @@ impl Snapshot {
     }
 
     pub fn edges(&self, object: Obj, relation: Name) -> Option<EdgesRef<'_>> {
-        if !self.edges.is_empty() {
+        if !self.edges.is_empty() && self.filter.may_hold(&Touched::Forward(object, relation)) {
             if let Some(e) = self.edges.get(&(object, relation)) {
                 return (!e.view().is_empty()).then(|| e.view());
             }
@@ -580,7 +621,11 @@ impl Snapshot {
     /// The objects of type `object_type` that `user` is directly and unconditionally related
     /// to by `relation`.
     pub fn reverse(&self, object_type: Name, relation: Name, user: UserRef) -> Option<Members<'_>> {
-        if !self.reverse.is_empty() {
+        if !self.reverse.is_empty()
+            && self
+                .filter
+                .may_hold(&Touched::Reverse((object_type, relation, user)))
+        {
             if let Some(b) = self.reverse.get(&(object_type, relation, user)) {
                 return (!b.is_empty()).then_some(Members::Bitmap(b));
             }
@@ -596,7 +641,7 @@ impl Snapshot {
         user: UserRef,
     ) -> &[(Obj, Arc<TupleCondition>)] {
         let key = (object_type, relation, user);
-        if !self.reverse_conditional.is_empty() {
+        if !self.reverse_conditional.is_empty() && self.filter.may_hold(&Touched::Reverse(key)) {
             if let Some(v) = self.reverse_conditional.get(&key) {
                 return v.as_slice();
             }
@@ -852,6 +897,7 @@ impl Snapshot {
         next.reverse = IdMap::default();
         next.reverse_conditional = IdMap::default();
         next.journal = imbl::Vector::new();
+        next.filter = DeltaFilter::default();
         next
     }
 
@@ -880,6 +926,7 @@ impl Snapshot {
         next.reverse = IdMap::default();
         next.reverse_conditional = IdMap::default();
         next.journal = imbl::Vector::new();
+        next.filter = DeltaFilter::default();
         for t in self.journal.iter().skip(from.journal.len()) {
             match *t {
                 Touched::Forward(o, r) => {
@@ -896,7 +943,7 @@ impl Snapshot {
                     }
                 }
             }
-            next.journal.push_back(*t);
+            next.touch(*t);
         }
         Some(next)
     }
@@ -1016,9 +1063,15 @@ impl Snapshot {
         }
     }
 
+    /// Records a key the delta is about to change (journal and filter).
+    fn touch(&mut self, t: Touched) {
+        self.filter.insert(&t);
+        self.journal.push_back(t);
+    }
+
     /// The delta entry of (object, relation), copied from the base on first write.
     fn edges_mut(&mut self, key: (Obj, Name)) -> &mut Edges {
-        self.journal.push_back(Touched::Forward(key.0, key.1));
+        self.touch(Touched::Forward(key.0, key.1));
         let base = &self.base;
         let entry = self.edges.entry(key).or_insert_with(|| {
             Arc::new(
@@ -1083,7 +1136,7 @@ impl Snapshot {
             .reverse(key.0, key.1, key.2)
             .is_some_and(|m| m.contains(object))
         {
-            self.journal.push_back(Touched::Reverse(key));
+            self.touch(Touched::Reverse(key));
             let base = &self.base;
             let bits = self.reverse.entry(key).or_insert_with(|| {
                 Arc::new(
@@ -1096,7 +1149,7 @@ impl Snapshot {
         }
         let conditional = self.reverse_conditional(key.0, key.1, key.2);
         if let Ok(i) = conditional.binary_search_by_key(&object, |(o, _)| *o) {
-            self.journal.push_back(Touched::Reverse(key));
+            self.touch(Touched::Reverse(key));
             let list = self.reverse_conditional_mut(key);
             list.remove(i);
         }
@@ -1115,7 +1168,7 @@ impl Snapshot {
     }
 
     fn reverse_add(&mut self, key: RevKey, object: Obj, condition: Option<Arc<TupleCondition>>) {
-        self.journal.push_back(Touched::Reverse(key));
+        self.touch(Touched::Reverse(key));
         match condition {
             None => {
                 let base = &self.base;

@@ -18,6 +18,8 @@ use crate::tuple::{ObjectRef, Tuple, User};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 /// Most candidates one `filter` call may carry.
@@ -100,6 +102,10 @@ impl Clew {
         context: &Map<String, Value>,
         max_depth: u32,
     ) -> Option<Arc<CachedReach>> {
+        if !self.cache.may_hold(subject) {
+            self.stats.miss();
+            return None;
+        }
         let model = state.model.as_deref()?;
         let node = model.plan().node_id(object_type, relation)?;
         let key = ReachKey::new(&model.id, subject, relation, object_type, context);
@@ -575,19 +581,20 @@ impl Clew {
         let state = self.read_state(consistency)?;
         state.view()?;
         // Identical requests share one evaluation.
-        let mut first: HashMap<CheckKey, usize> = HashMap::new();
+        // foldhash: these keys hold the request's strings, and SipHash showed in profiles.
+        let mut first: FastMap<CheckKey, usize> = FastMap::default();
         let mut owner = Vec::with_capacity(checks.len());
         for (i, c) in checks.iter().enumerate() {
             owner.push(*first.entry(CheckKey::of(c)).or_insert(i));
         }
         // Groups large enough to pay for a bitmap evaluation get one.
-        let mut groups: HashMap<GroupKey, usize> = HashMap::new();
+        let mut groups: FastMap<GroupKey, usize> = FastMap::default();
         for (i, c) in checks.iter().enumerate() {
             if owner.get(i) == Some(&i) && c.contextual.is_empty() && !c.explain {
                 *groups.entry(GroupKey::of(c)).or_default() += 1;
             }
         }
-        let mut bitmaps: HashMap<GroupKey, Option<Lookup>> = HashMap::new();
+        let mut bitmaps: FastMap<GroupKey, Option<Lookup>> = FastMap::default();
         let mut results: Vec<Option<Result<CheckResult, ServiceError>>> =
             (0..checks.len()).map(|_| None).collect();
         for (i, c) in checks.iter().enumerate() {

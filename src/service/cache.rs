@@ -19,6 +19,8 @@ use crate::model::TypeSystem;
 use crate::tuple::User;
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// What identifies a cached result.
@@ -133,9 +135,19 @@ impl CachedReach {
     }
 }
 
-/// The cache itself, weighed by bitmap size.
+/// Bits in the subject filter (a power of two): 2^20 bits, 128 KiB.
+const SUBJECT_BITS: usize = 1 << 20;
+
+/// The cache itself, weighed by bitmap size, with a filter of the subjects it may hold.
 pub struct ReachCache {
     inner: moka::sync::Cache<ReachKey, Arc<CachedReach>>,
+    /// One bit per subject hash, set when an entry for that subject is inserted and cleared
+    /// only by [`ReachCache::clear`]: a clear bit proves that no entry for the subject exists,
+    /// so a check for a subject never looked up skips building a key and probing `moka`
+    /// (a set bit only means "ask the cache"; eviction leaves bits set, which costs a probe,
+    /// never an answer).
+    subjects: Box<[AtomicU64]>,
+    hasher: foldhash::fast::FixedState,
 }
 
 impl ReachCache {
@@ -151,7 +163,25 @@ impl ReachCache {
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .build();
-        Self { inner }
+        Self {
+            inner,
+            subjects: (0..SUBJECT_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    /// The word and bit of `subject` in the filter.
+    fn slot(&self, subject: &User) -> (Option<&AtomicU64>, u64) {
+        let h = self.hasher.hash_one(subject) as usize & (SUBJECT_BITS - 1);
+        (self.subjects.get(h / 64), 1u64 << (h % 64))
+    }
+
+    /// Whether the cache may hold an entry for `subject` (false: it certainly holds none).
+    pub fn may_hold(&self, subject: &User) -> bool {
+        match self.slot(subject) {
+            (Some(word), bit) => word.load(Ordering::Acquire) & bit != 0,
+            (None, _) => true,
+        }
     }
 
     pub fn get(&self, key: &ReachKey) -> Option<Arc<CachedReach>> {
@@ -159,6 +189,11 @@ impl ReachCache {
     }
 
     pub fn insert(&self, key: ReachKey, value: Arc<CachedReach>) {
+        // The bit is set before the entry is visible, so a reader that finds the bit clear
+        // cannot miss an entry that was already there.
+        if let (Some(word), bit) = self.slot(&key.subject) {
+            word.fetch_or(bit, Ordering::AcqRel);
+        }
         self.inner.insert(key, value);
     }
 
@@ -169,5 +204,10 @@ impl ReachCache {
 
     pub fn clear(&self) {
         self.inner.invalidate_all();
+        // Entries are gone once invalidated; a bit cleared here while an insert races only
+        // makes that new entry unreachable through the filter (a miss), never a wrong answer.
+        for word in self.subjects.iter() {
+            word.store(0, Ordering::Release);
+        }
     }
 }
