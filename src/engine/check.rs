@@ -26,6 +26,7 @@ use crate::model::compiled::{
     Compiled, Kind, Node, Op, Rel, RelId, Restriction, Sym, TupleToUserset,
 };
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
+use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -355,7 +356,7 @@ struct Env<'a> {
     names: NameCache,
     /// Leopard closures of nested groups usable for this request, by relation; with the
     /// subject's snapshot id and type name, to probe them.
-    closures: Vec<(RelId, &'a GroupClosure)>,
+    closures: Vec<(RelId, &'a GroupClosure, Option<&'a RoaringBitmap>)>,
     closure_subject: (Option<Obj>, Option<Name>),
     subject_bits: SubjectBits<'a>,
 }
@@ -820,17 +821,20 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         (User::Wildcard(t), _) => (None, snap.name(t)),
         (User::Userset(..), _) => (None, None),
     };
-    let closures: Vec<(RelId, &GroupClosure)> = match (view.groups, request.user) {
-        (Some(g), User::Object(_) | User::Wildcard(_)) if request.contextual.is_empty() => g
-            .usable()
-            .filter_map(|(spec, c)| {
-                program
-                    .relation_by_name(&spec.object_type, &spec.relation)
-                    .map(|r| (r, c))
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    // Each closure's groups of the subject, fetched once here (one map probe per closure per
+    // check, instead of one per group the walk asks about).
+    let closures: Vec<(RelId, &GroupClosure, Option<&RoaringBitmap>)> =
+        match (view.groups, request.user) {
+            (Some(g), User::Object(_) | User::Wildcard(_)) if request.contextual.is_empty() => g
+                .usable()
+                .filter_map(|(spec, c)| {
+                    program
+                        .relation_by_name(&spec.object_type, &spec.relation)
+                        .map(|r| (r, c, closure_subject.0.and_then(|s| c.member_of(s))))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
     let env = Env {
         snap,
         model,
@@ -953,10 +957,10 @@ impl<'a> Evaluator<'a> {
         // A nested group with a Leopard closure: one bitmap probe, when the walk it replaces
         // could not have hit the depth limit and no explanation or trace needs the path.
         if !self.witnesses && self.trace.is_none() && object < env.stored {
-            if let Some((_, c)) = env.closures.iter().find(|(r, _)| *r == rel) {
+            if let Some((_, c, member_of)) = env.closures.iter().find(|(r, ..)| *r == rel) {
                 if depth.saturating_add(c.max_depth()) < self.max_depth {
-                    let (s, t) = env.closure_subject;
-                    return if c.has(object, s, t) {
+                    let (_, t) = env.closure_subject;
+                    return if c.has_in(object, *member_of, t) {
                         Outcome::Yes(None)
                     } else {
                         Outcome::No

@@ -35,6 +35,10 @@ pub struct GroupSpec {
 pub struct GroupClosure {
     pub spec: Option<Arc<GroupSpec>>,
     members: Map<Obj, Arc<RoaringBitmap>>,
+    /// The inverse of `members` (Leopard's MEMBER2GROUP): concrete member → every group it is
+    /// a transitive member of, so a check fetches its subject's groups once and then tests
+    /// each group with a bitmap probe of that one (small, hot) set.
+    inverse: Map<Obj, Arc<RoaringBitmap>>,
     wildcards: Map<Obj, Arc<Vec<Name>>>,
     depth: Map<Obj, u32>,
     /// Longest nesting chain (hops of userset tuples) over all groups.
@@ -191,6 +195,19 @@ impl GroupClosure {
         let members = parts.into_iter().union();
         wild.sort_unstable();
         wild.dedup();
+        let old = self.members.get(&g).cloned().unwrap_or_default();
+        for s in &*old - &members {
+            if let Some(groups) = self.inverse.get_mut(&s) {
+                let groups = Arc::make_mut(groups);
+                groups.remove(g);
+                if groups.is_empty() {
+                    self.inverse.remove(&s);
+                }
+            }
+        }
+        for s in &members - &*old {
+            Arc::make_mut(self.inverse.entry(s).or_default()).insert(g);
+        }
         if members.is_empty() {
             self.members.remove(&g);
         } else {
@@ -234,15 +251,31 @@ impl GroupClosure {
                 .is_some_and(|t| self.wildcards.get(&group).is_some_and(|w| w.contains(&t)))
     }
 
+    /// The groups a concrete subject is a transitive member of (wildcards not included).
+    pub fn member_of(&self, subject: Obj) -> Option<&RoaringBitmap> {
+        self.inverse.get(&subject).map(|b| &**b)
+    }
+
+    /// [`GroupClosure::has`] with the subject's groups already fetched by
+    /// [`GroupClosure::member_of`].
+    pub fn has_in(
+        &self,
+        group: Obj,
+        member_of: Option<&RoaringBitmap>,
+        subject_type: Option<Name>,
+    ) -> bool {
+        member_of.is_some_and(|m| m.contains(group))
+            || subject_type.is_some_and(|t| {
+                !self.wildcards.is_empty()
+                    && self.wildcards.get(&group).is_some_and(|w| w.contains(&t))
+            })
+    }
+
     /// Every group `subject` is a transitive member of.
     pub fn groups_of(&self, subject: Option<Obj>, subject_type: Option<Name>) -> RoaringBitmap {
         let mut out = RoaringBitmap::new();
-        if let Some(s) = subject {
-            for (g, m) in self.members.iter() {
-                if m.contains(s) {
-                    out.insert(*g);
-                }
-            }
+        if let Some(m) = subject.and_then(|s| self.member_of(s)) {
+            out |= m;
         }
         if let Some(t) = subject_type {
             for (g, w) in self.wildcards.iter() {
@@ -282,6 +315,22 @@ impl GroupClosure {
             .collect();
         if a != b {
             return Err("incrementally maintained members differ from a rebuild".into());
+        }
+        let inv = |c: &GroupClosure| -> HashMap<Obj, RoaringBitmap> {
+            c.inverse.iter().map(|(k, v)| (*k, (**v).clone())).collect()
+        };
+        if inv(self) != inv(&fresh) {
+            return Err("incrementally maintained member → groups differ from a rebuild".into());
+        }
+        // The inverse is exactly the transpose of the members.
+        let mut transpose: HashMap<Obj, RoaringBitmap> = HashMap::new();
+        for (g, m) in &a {
+            for s in m {
+                transpose.entry(s).or_default().insert(*g);
+            }
+        }
+        if transpose != inv(self) {
+            return Err("member → groups is not the transpose of group → members".into());
         }
         if self.max_depth != fresh.max_depth {
             return Err(format!(
