@@ -28,6 +28,8 @@ use crate::tuple::{Tuple, TupleKey};
 use arc_swap::ArcSwap;
 use cache::{NodeWrites, ReachCache};
 use std::collections::{HashSet, VecDeque};
+
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -321,7 +323,7 @@ impl Clew {
         let mut tuples = store.all_tuples()?;
         if let Some(m) = &model {
             // Clew's own triples first: a key stored both ways keeps its own (maybe conditional) form.
-            let own: HashSet<TupleKey> = tuples.iter().map(|(t, _)| t.key()).collect();
+            let own: FastSet<TupleKey> = tuples.iter().map(|(t, _)| t.key()).collect();
             tuples.extend(
                 store
                     .bound_tuples(&vocab, m)?
@@ -421,7 +423,8 @@ impl Clew {
     ) -> Result<u64, ServiceError> {
         let current = self.state.load_full();
         let model = current.model.as_deref().ok_or(ServiceError::NoModel)?;
-        let mut seen = HashSet::new();
+        // foldhash: SipHash of every key was 4.5 % of a bulk load.
+        let mut seen = FastSet::default();
         for t in writes {
             model.validate_tuple(t)?;
             if !seen.insert(t.key()) {
