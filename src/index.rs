@@ -229,7 +229,7 @@ pub struct EdgesRef<'a> {
     pub conditional: &'a [ConditionalEdge],
 }
 
-impl EdgesRef<'_> {
+impl<'a> EdgesRef<'a> {
     pub const EMPTY: EdgesRef<'static> = EdgesRef {
         direct: &[],
         wildcards: &[],
@@ -248,6 +248,22 @@ impl EdgesRef<'_> {
     pub fn len(&self) -> u64 {
         (self.direct.len() + self.wildcards.len() + self.usersets.len() + self.conditional.len())
             as u64
+    }
+
+    /// Every edge in this list: its user and, for a conditional edge, its condition
+    /// (unconditional edges first, in storage order).
+    pub fn users(&self) -> impl Iterator<Item = (UserRef, Option<&'a Arc<TupleCondition>>)> + 'a {
+        let direct = self.direct.iter().map(|u| (UserRef::Object(*u), None));
+        let wildcards = self.wildcards.iter().map(|w| (UserRef::Wildcard(*w), None));
+        let usersets = self
+            .usersets
+            .iter()
+            .map(|(o, r)| (UserRef::Userset(*o, *r), None));
+        let conditional = self
+            .conditional
+            .iter()
+            .map(|e| (e.user, Some(&e.condition)));
+        direct.chain(wildcards).chain(usersets).chain(conditional)
     }
 
     /// Whether an unconditional tuple with this user is stored.
@@ -803,27 +819,15 @@ impl Snapshot {
                 return;
             };
             let relation = self.name_str(relation).to_string();
-            let mut push = |user: UserRef, condition: Option<TupleCondition>| {
+            for (user, condition) in edges.users() {
                 if let Some(user) = self.user_of(user) {
                     out.push(Tuple {
                         object: object_ref.clone(),
                         relation: relation.clone(),
                         user,
-                        condition,
+                        condition: condition.map(|c| (**c).clone()),
                     });
                 }
-            };
-            for u in edges.direct {
-                push(UserRef::Object(*u), None);
-            }
-            for t in edges.wildcards {
-                push(UserRef::Wildcard(*t), None);
-            }
-            for (o, r) in edges.usersets {
-                push(UserRef::Userset(*o, *r), None);
-            }
-            for e in edges.conditional {
-                push(e.user, Some((*e.condition).clone()));
             }
         });
         out
@@ -868,37 +872,29 @@ impl Snapshot {
         }
         let mut records = Vec::with_capacity(usize::try_from(self.tuple_count).unwrap_or(0));
         self.for_each_edges(|object, relation, e| {
-            let mut push = |user, condition| {
-                records.push(base::Rec {
-                    object,
-                    relation,
-                    user,
-                    condition,
-                })
-            };
-            for u in e.direct {
-                push(UserRef::Object(*u), None);
-            }
-            for w in e.wildcards {
-                push(UserRef::Wildcard(*w), None);
-            }
-            for (o, r) in e.usersets {
-                push(UserRef::Userset(*o, *r), None);
-            }
-            for c in e.conditional {
-                push(c.user, Some(c.condition.clone()));
-            }
+            records.extend(e.users().map(|(user, condition)| base::Rec {
+                object,
+                relation,
+                user,
+                condition: condition.cloned(),
+            }));
         });
         let mut next = self.clone();
         next.base = Arc::new(base::Base::build(objects, types, records));
-        next.new_objects = Interner::default();
-        next.new_types = Column::default();
-        next.edges = IdMap::default();
-        next.reverse = IdMap::default();
-        next.reverse_conditional = IdMap::default();
-        next.journal = imbl::Vector::new();
-        next.filter = DeltaFilter::default();
+        next.reset_delta();
         next
+    }
+
+    /// Empties the delta: new objects, edge lists, reverse entries, journal and key filter (for
+    /// a snapshot whose base now holds, or is about to be given, all of them).
+    fn reset_delta(&mut self) {
+        self.new_objects = Interner::default();
+        self.new_types = Column::default();
+        self.edges = IdMap::default();
+        self.reverse = IdMap::default();
+        self.reverse_conditional = IdMap::default();
+        self.journal = imbl::Vector::new();
+        self.filter = DeltaFilter::default();
     }
 
     /// `self`, a descendant of `from` by [`Snapshot::apply`] alone, on the base `compacted`
@@ -916,17 +912,11 @@ impl Snapshot {
         }
         let mut next = self.clone();
         next.base = compacted.base.clone();
-        next.new_objects = Interner::default();
-        next.new_types = Column::default();
+        next.reset_delta();
         for o in from.object_count()..self.object_count() {
             next.new_objects.intern(self.object_str(idx32(o)));
             next.new_types.push(self.object_type(idx32(o)).unwrap_or(0));
         }
-        next.edges = IdMap::default();
-        next.reverse = IdMap::default();
-        next.reverse_conditional = IdMap::default();
-        next.journal = imbl::Vector::new();
-        next.filter = DeltaFilter::default();
         for t in self.journal.iter().skip(from.journal.len()) {
             match *t {
                 Touched::Forward(o, r) => {

@@ -7,7 +7,6 @@
 //! tuples the model admits (read-time filter), with their conditions.
 
 use super::{EngineError, View};
-use crate::index::UserRef;
 use crate::model::{RelationDef, RestrictionKind, Rewrite};
 use crate::tuple::{ObjectRef, User};
 use serde::Serialize;
@@ -140,7 +139,8 @@ fn direct_users(view: View<'_>, object: &ObjectRef, relation: &str) -> Vec<(User
     let Some(edges) = snap.edges(o, r) else {
         return out;
     };
-    let mut push = |u: UserRef, c: Option<String>| {
+    for (u, c) in edges.users() {
+        let c = c.map(|c| c.name.clone());
         if let Some(user) = snap.user_of(u) {
             if view
                 .model
@@ -149,18 +149,6 @@ fn direct_users(view: View<'_>, object: &ObjectRef, relation: &str) -> Vec<(User
                 out.push((user, c));
             }
         }
-    };
-    for u in edges.direct {
-        push(UserRef::Object(*u), None);
-    }
-    for t in edges.wildcards {
-        push(UserRef::Wildcard(*t), None);
-    }
-    for (uo, ur) in edges.usersets {
-        push(UserRef::Userset(*uo, *ur), None);
-    }
-    for e in edges.conditional {
-        push(e.user, Some(e.condition.name.clone()));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
