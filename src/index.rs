@@ -27,6 +27,7 @@
 
 pub mod base;
 pub mod compact;
+pub mod flat;
 pub mod groups;
 
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
@@ -570,6 +571,40 @@ impl Snapshot {
             .map(|i| i.saturating_add(self.base_objects()))
     }
 
+    /// [`Snapshot::object`] of every key, into `out` (cleared first): the base's probes
+    /// batched so that their cache misses overlap ([`flat::FlatInterner::get_each`]).
+    pub fn objects_many<S: AsRef<str>>(&self, keys: &[S], out: &mut Vec<Option<Obj>>) {
+        self.base.objects.get_many(keys, out);
+        if !self.new_objects.is_empty() {
+            for (id, k) in out.iter_mut().zip(keys) {
+                *id = id.or_else(|| self.new_object(k.as_ref()));
+            }
+        }
+    }
+
+    /// [`Snapshot::object`] of a few keys, probed together.
+    pub fn objects_array<const N: usize>(&self, keys: [&str; N]) -> [Option<Obj>; N] {
+        let mut out = [None; N];
+        self.base.objects.get_each(&keys, |i, id| {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = id;
+            }
+        });
+        if !self.new_objects.is_empty() {
+            for (id, k) in out.iter_mut().zip(keys) {
+                *id = id.or_else(|| self.new_object(k));
+            }
+        }
+        out
+    }
+
+    /// An object interned since the base was built.
+    fn new_object(&self, s: &str) -> Option<Obj> {
+        self.new_objects
+            .get(s)
+            .map(|i| i.saturating_add(self.base_objects()))
+    }
+
     pub fn object_str(&self, o: Obj) -> &str {
         let resolved = match o.checked_sub(self.base_objects()) {
             None => self.base.objects.resolve(o),
@@ -851,7 +886,9 @@ impl Snapshot {
     /// directly.)
     pub fn apply(&self, revision: u64, changes: &[TupleChange], default_graph: &str) -> Snapshot {
         if changes.len() >= BULK && self.object_count() == 0 {
-            return self.build(revision, changes, default_graph);
+            if let Some(built) = self.build(revision, changes, default_graph) {
+                return built;
+            }
         }
         let mut next = self.clone();
         next.revision = revision;
@@ -867,7 +904,13 @@ impl Snapshot {
         let mut objects = self.base.objects.clone();
         let mut types = self.base.types().to_vec();
         for i in 0..self.new_objects.len() {
-            objects.intern(self.new_objects.resolve(idx32(i)).unwrap_or(""));
+            if objects
+                .intern(self.new_objects.resolve(idx32(i)).unwrap_or(""))
+                .is_none()
+            {
+                // The base's arena is full: the delta keeps serving these objects.
+                return self.clone();
+            }
             types.push(self.new_types.get(i).unwrap_or(0));
         }
         let mut records = Vec::with_capacity(usize::try_from(self.tuple_count).unwrap_or(0));
@@ -939,23 +982,29 @@ impl Snapshot {
     }
 
     /// [`Snapshot::apply`] of many changes to an empty snapshot: interns everything, keeps the
-    /// last change of each tuple key, and builds the base in bulk.
-    fn build(&self, revision: u64, changes: &[TupleChange], default_graph: &str) -> Snapshot {
+    /// last change of each tuple key, and builds the base in bulk. `None` when the base's
+    /// arena cannot hold every object's name (then the changes go in the delta).
+    fn build(
+        &self,
+        revision: u64,
+        changes: &[TupleChange],
+        default_graph: &str,
+    ) -> Option<Snapshot> {
         let mut next = self.clone();
         next.revision = revision;
-        let mut objects = base::FlatInterner::with_capacity(changes.len(), changes.len() * 16);
+        let mut objects = flat::FlatInterner::with_capacity(changes.len(), changes.len() * 16);
         let mut types: Vec<Name> = Vec::new();
         let mut by_type: std::collections::HashMap<Name, RoaringBitmap> = Default::default();
         let mut intern = |names: &mut Interner, o: &ObjectRef, types: &mut Vec<Name>| {
             let key = o.to_string();
             let before = objects.len();
-            let id = objects.intern(&key);
+            let id = objects.intern(&key)?;
             if objects.len() != before {
                 let t = names.intern(&o.object_type);
                 types.push(t);
                 by_type.entry(t).or_default().insert(id);
             }
-            id
+            Some(id)
         };
         let mut relation_writes = std::collections::HashSet::new();
         let mut set_writes = std::collections::HashSet::new();
@@ -963,12 +1012,12 @@ impl Snapshot {
         // (object, relation, user) → (index of its last change, graph).
         let mut records: Vec<(Obj, Name, UserRef, usize)> = Vec::with_capacity(changes.len());
         for (i, c) in changes.iter().enumerate() {
-            let object = intern(&mut next.names, &c.tuple.object, &mut types);
+            let object = intern(&mut next.names, &c.tuple.object, &mut types)?;
             let relation = next.names.intern(&c.tuple.relation);
             let user = match &c.tuple.user {
-                User::Object(o) => UserRef::Object(intern(&mut next.names, o, &mut types)),
+                User::Object(o) => UserRef::Object(intern(&mut next.names, o, &mut types)?),
                 User::Userset(o, r) => {
-                    let id = intern(&mut next.names, o, &mut types);
+                    let id = intern(&mut next.names, o, &mut types)?;
                     UserRef::Userset(id, next.names.intern(r))
                 }
                 User::Wildcard(t) => UserRef::Wildcard(next.names.intern(t)),
@@ -1023,7 +1072,7 @@ impl Snapshot {
         }
         next.tuple_count = kept.len() as u64;
         next.base = Arc::new(base::Base::build(objects, types, kept));
-        next
+        Some(next)
     }
 
     fn intern_object(&mut self, o: &ObjectRef) -> Obj {

@@ -361,22 +361,39 @@ struct Env<'a> {
     subject_bits: SubjectBits<'a>,
 }
 
-/// The snapshot id of an object, without building its `type:id` string on the heap.
-fn interned(snap: &Snapshot, o: &ObjectRef) -> Option<Obj> {
+/// An object's `type:id` in `buf`, without building it on the heap (`None` if it does not
+/// fit).
+fn object_text<'b>(o: &ObjectRef, buf: &'b mut [u8; 256]) -> Option<&'b str> {
     let (t, i) = (o.object_type.as_bytes(), o.id.as_bytes());
+    let text = buf.get_mut(..t.len() + 1 + i.len())?;
+    let (head, rest) = text.split_at_mut(t.len());
+    head.copy_from_slice(t);
+    let (colon, tail) = rest.split_first_mut()?;
+    *colon = b':';
+    tail.copy_from_slice(i);
+    std::str::from_utf8(text).ok()
+}
+
+/// The snapshot id of an object.
+fn interned(snap: &Snapshot, o: &ObjectRef) -> Option<Obj> {
     let mut buf = [0u8; 256];
-    if let Some(text) = buf.get_mut(..t.len() + 1 + i.len()) {
-        let (head, rest) = text.split_at_mut(t.len());
-        head.copy_from_slice(t);
-        if let Some((colon, tail)) = rest.split_first_mut() {
-            *colon = b':';
-            tail.copy_from_slice(i);
-        }
-        if let Ok(text) = std::str::from_utf8(text) {
-            return snap.object(text);
-        }
+    match object_text(o, &mut buf) {
+        Some(text) => snap.object(text),
+        None => snap.object(&o.to_string()),
     }
-    snap.object(&o.to_string())
+}
+
+/// The snapshot ids of two objects (a request's object and its user's), probed together so
+/// that their cache misses overlap.
+fn interned_pair(snap: &Snapshot, a: &ObjectRef, b: Option<&ObjectRef>) -> [Option<Obj>; 2] {
+    let (mut buf_a, mut buf_b) = ([0u8; 256], [0u8; 256]);
+    let Some(b) = b else {
+        return [interned(snap, a), None];
+    };
+    match (object_text(a, &mut buf_a), object_text(b, &mut buf_b)) {
+        (Some(ta), Some(tb)) => snap.objects_array([ta, tb]),
+        _ => [interned(snap, a), interned(snap, b)],
+    }
 }
 
 impl<'a> Env<'a> {
@@ -719,7 +736,17 @@ fn local_id<'r>(
     extra: &mut Vec<&'r ObjectRef>,
     o: &'r ObjectRef,
 ) -> Obj {
-    if let Some(i) = interned(snap, o) {
+    placed(interned(snap, o), stored, extra, o)
+}
+
+/// The id of an object the request names, given its snapshot id if it has one.
+fn placed<'r>(
+    interned: Option<Obj>,
+    stored: Obj,
+    extra: &mut Vec<&'r ObjectRef>,
+    o: &'r ObjectRef,
+) -> Obj {
+    if let Some(i) = interned {
         return i;
     }
     let i = match extra.iter().position(|e| *e == o) {
@@ -762,14 +789,19 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     let program = model.compiled();
     let stored = u32::try_from(snap.object_count()).unwrap_or(u32::MAX);
     let mut extra: Vec<&ObjectRef> = Vec::new();
-    let object = local_id(snap, stored, &mut extra, request.object);
+    let user_object = match request.user {
+        User::Object(o) | User::Userset(o, _) => Some(o),
+        User::Wildcard(_) => None,
+    };
+    let [object_id, user_id] = interned_pair(snap, request.object, user_object);
+    let object = placed(object_id, stored, &mut extra, request.object);
     let subject = match request.user {
         User::Object(o) => Subject::Object {
-            id: local_id(snap, stored, &mut extra, o),
+            id: placed(user_id, stored, &mut extra, o),
             object_type: program.symbol_id(&o.object_type),
         },
         User::Userset(o, r) => Subject::Userset {
-            id: local_id(snap, stored, &mut extra, o),
+            id: placed(user_id, stored, &mut extra, o),
             relation: program.relation_by_name(&o.object_type, r),
             name: program.symbol_id(r),
         },

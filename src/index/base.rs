@@ -4,8 +4,8 @@
 //!
 //! Layout (per object, one offset pair into one stream of `u32`s, see [`Base`]):
 //! * objects: a flat, append-only interner ([`FlatInterner`]): one arena of `type:id` strings,
-//!   their end offsets, and a hash table of ids (a probe is one flat hash lookup); and each
-//!   object's type, a flat array;
+//!   and an open-addressing table pointing into it (a probe is two cache misses, see
+//!   [`super::flat`]); and each object's type, a flat array;
 //! * forward: per object, its `(relation, users)` entries sorted by relation; the unconditional
 //!   concrete users of an entry are a sorted run of ids; wildcards, usersets and conditional
 //!   tuples (rare) sit in a side table, indexed from the entry;
@@ -20,96 +20,14 @@
 //! entry is non-empty; entries of an object (a user) are sorted by relation (by key) without
 //! repeats.
 
+use super::flat::FlatInterner;
 use super::{
     ConditionalEdge, ConditionalObjects, EdgesRef, IdHash, Members, Name, Obj, RevKey, UserRef,
 };
 use crate::tuple::TupleCondition;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
-
-/// Strings ↔ dense `u32` ids, append-only and not persistent: ids never change, and a probe is
-/// one lookup in a flat hash table whose slots hold ids into one string arena.
-#[derive(Clone, Default)]
-pub struct FlatInterner {
-    arena: String,
-    /// `ends[i]`: where string `i` ends in `arena` (it starts where `i - 1` ends).
-    ends: Vec<u32>,
-    table: hashbrown::HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl FlatInterner {
-    pub fn with_capacity(strings: usize, bytes: usize) -> Self {
-        Self {
-            arena: String::with_capacity(bytes),
-            ends: Vec::with_capacity(strings),
-            table: hashbrown::HashTable::with_capacity(strings),
-            hasher: foldhash::fast::RandomState::default(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub fn resolve(&self, id: u32) -> Option<&str> {
-        let i = id as usize;
-        let end = *self.ends.get(i)? as usize;
-        let start = match i.checked_sub(1) {
-            Some(p) => *self.ends.get(p)? as usize,
-            None => 0,
-        };
-        self.arena.get(start..end)
-    }
-
-    pub fn get(&self, s: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(s);
-        self.table
-            .find(hash, |&id| self.resolve(id) == Some(s))
-            .copied()
-    }
-
-    /// Interns `s` (its id if already there).
-    pub fn intern(&mut self, s: &str) -> u32 {
-        let hash = self.hasher.hash_one(s);
-        if let Some(id) = self.table.find(hash, |&id| self.resolve(id) == Some(s)) {
-            return *id;
-        }
-        let id = u32::try_from(self.ends.len()).unwrap_or(u32::MAX);
-        self.arena.push_str(s);
-        self.ends
-            .push(u32::try_from(self.arena.len()).unwrap_or(u32::MAX));
-        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-        let rehash = |&i: &u32| {
-            let i = i as usize;
-            let end = ends.get(i).copied().unwrap_or(0) as usize;
-            let start = i
-                .checked_sub(1)
-                .and_then(|p| ends.get(p))
-                .copied()
-                .unwrap_or(0) as usize;
-            hasher.hash_one(arena.get(start..end).unwrap_or(""))
-        };
-        self.table.insert_unique(hash, id, rehash);
-        id
-    }
-
-    /// Heap bytes used.
-    pub fn heap_bytes(&self) -> u64 {
-        (self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5) as u64
-    }
-
-    fn shrink(&mut self) {
-        self.arena.shrink_to_fit();
-        self.ends.shrink_to_fit();
-    }
-}
 
 /// One stored tuple, by ids, as the builder takes it.
 #[derive(Debug, Clone)]
@@ -494,6 +412,7 @@ impl Base {
 
     /// The structural invariants of the module doc.
     pub fn validate(&self) -> Result<(), String> {
+        self.objects.validate()?;
         let n = self.objects.len();
         if self.types.len() != n {
             return Err("base: types not parallel to objects".into());
@@ -570,26 +489,5 @@ impl Base {
             Some(f) => Err(f),
             None => Ok(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_flat_interner_keeps_ids_and_finds_every_string() {
-        let mut i = FlatInterner::default();
-        let ids: Vec<u32> = (0..10_000).map(|n| i.intern(&format!("doc:{n}"))).collect();
-        assert_eq!(ids, (0..10_000).collect::<Vec<u32>>());
-        assert_eq!(i.intern("doc:5"), 5);
-        for n in 0..10_000u32 {
-            let s = format!("doc:{n}");
-            assert_eq!(i.get(&s), Some(n));
-            assert_eq!(i.resolve(n), Some(s.as_str()));
-        }
-        assert_eq!(i.get("doc:10000"), None);
-        assert_eq!(i.resolve(10_000), None);
-        assert_eq!(i.len(), 10_000);
     }
 }

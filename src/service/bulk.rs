@@ -376,8 +376,11 @@ impl Clew {
             User::Userset(o, _) => Some(o.to_string()),
             _ => None,
         };
-        let known = |c: &str| {
-            state.index.object(c).is_some()
+        // Every candidate's id, probed once, in batches whose cache misses overlap.
+        let mut ids: Vec<Option<Obj>> = Vec::new();
+        state.index.objects_many(request.candidates, &mut ids);
+        let known = |c: &str, id: Option<Obj>| {
+            id.is_some()
                 || self_object.as_deref() == Some(c)
                 || request.contextual.iter().any(|t| {
                     t.object.object_type == request.object_type && t.object.to_string() == c
@@ -402,7 +405,12 @@ impl Clew {
                 "a result bitmap for this subject is cached and valid".into(),
             ),
             (None, None) => {
-                let known_count = request.candidates.iter().filter(|c| known(c)).count() as u64;
+                let known_count = request
+                    .candidates
+                    .iter()
+                    .zip(&ids)
+                    .filter(|(c, id)| known(c, **id))
+                    .count() as u64;
                 let components = view
                     .model
                     .plan()
@@ -457,12 +465,12 @@ impl Clew {
             Decision::Conditional { missing } => out.conditional.push((c.to_string(), missing)),
         };
         if strategy == Strategy::Checks {
-            for c in request.candidates {
+            for (c, id) in request.candidates.iter().zip(&ids) {
                 if !seen.insert(c.as_str()) {
                     out.duplicates += 1;
                     continue;
                 }
-                if !known(c) {
+                if !known(c, *id) {
                     out.unknown += 1;
                     continue;
                 }
@@ -513,11 +521,11 @@ impl Clew {
                 }
             };
             out.cache_hit = hit;
-            let snap = snap_overlay.as_deref().unwrap_or(&state.index);
+            if let Some(overlay) = snap_overlay.as_deref() {
+                // Contextual tuples may name objects the store has never seen.
+                overlay.objects_many(request.candidates, &mut ids);
+            }
             let bits = allowed.bits();
-            // All ids first: independent probes of the interner in a tight loop, so the CPU
-            // overlaps their cache misses (candidates come in any order, so each probe misses).
-            let ids: Vec<Option<Obj>> = request.candidates.iter().map(|c| snap.object(c)).collect();
             for (c, id) in request.candidates.iter().zip(ids) {
                 if !seen.insert(c.as_str()) {
                     out.duplicates += 1;
