@@ -1,6 +1,6 @@
 //! [`FlatInterner`]: the base's strings ↔ dense ids, laid out so that a probe costs two cache
 //! misses (a slot, then the string's record) instead of four, and so that many probes can have
-//! their misses in flight at once ([`FlatInterner::get_many`]).
+//! their slot misses in flight at once ([`FlatInterner::get_many`]).
 //!
 //! Layout:
 //! * `arena`: per string, a record: its id (4 bytes, little-endian), then its bytes;
@@ -163,9 +163,9 @@ impl FlatInterner {
     }
 
     /// Calls `emit(i, get(keys[i]))` for every key, in order. Keys are probed in groups: all of
-    /// a group's home slots are read first, then the records their first matching slots point
-    /// to, then each key is looked up for real; the reads of a group are independent, so the
-    /// CPU overlaps their cache misses instead of paying them one by one.
+    /// a group's home slots are read first (independent reads, so the CPU overlaps their cache
+    /// misses), then each key is looked up. (Also reading the records first, before the
+    /// lookups, measured slower: `cargo bench --bench interner`.)
     pub fn get_each<S: AsRef<str>>(&self, keys: &[S], mut emit: impl FnMut(usize, Option<u32>)) {
         if self.ends.is_empty() {
             for i in 0..keys.len() {
@@ -181,19 +181,8 @@ impl FlatInterner {
                 *h = self.hasher.hash_one(k.as_ref());
                 touched ^= self.slots.get(self.home(*h)).copied().unwrap_or(0);
             }
-            // 2. Read the record of the first slot that could be each key's.
-            for (h, k) in hashes.iter().zip(group) {
-                let want = key_half(k.as_ref().len(), *h);
-                let first = self.slots.iter().skip(self.home(*h)).take(8);
-                if let Some(v) = first
-                    .take_while(|v| **v != EMPTY)
-                    .find(|v| **v >> 32 == want)
-                {
-                    touched ^= u64::from(self.arena.get(*v as u32 as usize).copied().unwrap_or(0));
-                }
-            }
             std::hint::black_box(touched);
-            // 3. The lookups, now mostly from cache.
+            // 2. The lookups, their slots now mostly in cache.
             for (j, (h, k)) in hashes.iter().zip(group).enumerate() {
                 emit(g * GROUP + j, self.find(k.as_ref().as_bytes(), *h));
             }
