@@ -19,8 +19,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// Most candidates one `filter` call may carry.
 pub const MAX_FILTER_CANDIDATES: usize = 10_000;
@@ -356,6 +358,9 @@ impl Clew {
         )?;
         engine::validate_contextual(view.model, request.contextual)?;
         for (index, c) in request.candidates.iter().enumerate() {
+            if plain_candidate(c, request.object_type) {
+                continue;
+            }
             let (t, _) = ObjectRef::validate(c).map_err(|e| RequestError::BadCandidate {
                 index,
                 candidate: c.clone(),
@@ -451,11 +456,7 @@ impl Clew {
             },
             cache_hit: false,
         };
-        let mut seen: std::collections::HashSet<&str, foldhash::fast::RandomState> =
-            std::collections::HashSet::with_capacity_and_hasher(
-                request.candidates.len(),
-                foldhash::fast::RandomState::default(),
-            );
+        let mut seen = Seen::with_capacity(request.candidates.len());
         let record = |out: &mut FilterResult, c: &str, d: Decision| match d {
             Decision::Allowed => out.allowed.push(FilterItem {
                 object: c.to_string(),
@@ -466,7 +467,7 @@ impl Clew {
         };
         if strategy == Strategy::Checks {
             for (c, id) in request.candidates.iter().zip(&ids) {
-                if !seen.insert(c.as_str()) {
+                if !seen.first(c, *id) {
                     out.duplicates += 1;
                     continue;
                 }
@@ -527,7 +528,7 @@ impl Clew {
             }
             let bits = allowed.bits();
             for (c, id) in request.candidates.iter().zip(ids) {
-                if !seen.insert(c.as_str()) {
+                if !seen.first(c, id) {
                     out.duplicates += 1;
                     continue;
                 }
@@ -884,6 +885,48 @@ pub struct BatchResult {
     pub model_id: String,
 }
 
+/// Whether a candidate is `object_type:id` with a plain ASCII id that [`ObjectRef::validate`]
+/// accepts (the common case, checked without its general parse; anything else goes through
+/// it, for its error).
+fn plain_candidate(c: &str, object_type: &str) -> bool {
+    let Some(id) = c
+        .strip_prefix(object_type)
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
+        return false;
+    };
+    c.len() <= crate::tuple::MAX_OBJECT_LEN
+        && !id.is_empty()
+        && id != "*"
+        && id
+            .bytes()
+            .all(|b| b.is_ascii() && b != b'#' && !matches!(b, b'\t'..=b'\r' | b' '))
+}
+
+/// The candidates a filter has already answered: known ones by id (distinct names have
+/// distinct ids), unknown ones by name.
+struct Seen<'c> {
+    ids: FastSet<Obj>,
+    names: FastSet<&'c str>,
+}
+
+impl<'c> Seen<'c> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ids: FastSet::with_capacity_and_hasher(n, Default::default()),
+            names: FastSet::default(),
+        }
+    }
+
+    /// Whether this is the first time the candidate `c` (with id `id`, if known) is seen.
+    fn first(&mut self, c: &'c str, id: Option<Obj>) -> bool {
+        match id {
+            Some(id) => self.ids.insert(id),
+            None => self.names.insert(c),
+        }
+    }
+}
+
 /// Identifies a check request (for de-duplication within a batch).
 #[derive(PartialEq, Eq, Hash)]
 struct CheckKey {
@@ -1055,5 +1098,46 @@ mod tests {
         for bad in ["", "c1", "c2.1.0.0.0", "c1.x.0.0.0", &"c".repeat(200)] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The fast path accepts exactly what the general validation accepts with that type (and
+    /// sends everything else to it).
+    #[test]
+    fn plain_candidates_agree_with_object_validation() {
+        let long = format!("doc:{}", "x".repeat(252));
+        let longer = format!("doc:{}", "x".repeat(253));
+        let cases = [
+            "doc:1",
+            "doc:a:b",
+            "doc:",
+            "doc:*",
+            "doc:**",
+            "doc:a#b",
+            "doc:a b",
+            "doc:a\tb",
+            "doc:a\x0bb",
+            "doc:a\rb",
+            "doc:é",
+            "doc:a\u{a0}b",
+            "docs:1",
+            "do:1",
+            "doc1",
+            ":1",
+            "user:1",
+            "doc::",
+            "doc:@",
+            &long,
+            &longer,
+        ];
+        for c in cases {
+            let general = ObjectRef::validate(c).is_ok_and(|(t, _)| t == "doc");
+            if plain_candidate(c, "doc") {
+                assert!(general, "fast path accepted {c:?}");
+            } else {
+                assert!(!general || !c.is_ascii(), "fast path refused {c:?}");
+            }
+        }
+        assert!(plain_candidate(&long, "doc"));
+        assert!(!plain_candidate(&longer, "doc"));
     }
 }
