@@ -64,6 +64,10 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// Most tuples in one write (OpenFGA's default is 100; bulk loads use [`Clew::write_tuples_bulk`]).
 pub const MAX_TUPLES_PER_WRITE: usize = 100;
 
+/// Writes of at least this many tuples first ask whether the tuple graph is empty, which spares
+/// them a lookup per tuple (found 24 % of a bulk load's profile).
+const EMPTY_CHECK_MIN_WRITES: usize = 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("no authorization model has been written to this store")]
@@ -449,8 +453,13 @@ impl Clew {
                 graph: graph.clone(),
             });
         }
+        // A tuple graph without a single quad stores none of the written tuples (a bulk load
+        // into a fresh store): one look at the graph answers every lookup. Only for large
+        // writes, as that look can walk the graph's removed quads.
+        let none_stored =
+            writes.len() >= EMPTY_CHECK_MIN_WRITES && self.store.graph_is_empty(TUPLES_GRAPH)?;
         for t in writes {
-            if self.store.find_tuple(&t.key(), TUPLES_GRAPH)?.is_some() {
+            if !none_stored && self.store.find_tuple(&t.key(), TUPLES_GRAPH)?.is_some() {
                 return Err(ServiceError::AlreadyExists(t.key().to_string()));
             }
             changes.push(TupleChange {

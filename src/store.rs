@@ -218,6 +218,19 @@ impl Store {
         })
     }
 
+    /// Whether `graph_iri` holds no quad at all (then [`Store::find_tuple`] finds nothing in it).
+    /// Oxigraph walks past the quads removed from the graph to find a live one, so this can
+    /// cost as much as the graph's history: use it in place of many lookups, not of one.
+    pub fn graph_is_empty(&self, graph_iri: &str) -> Result<bool, StoreError> {
+        let g = graph(graph_iri);
+        Ok(self
+            .db
+            .quads_for_pattern(None, None, None, Some(g.as_ref()))
+            .next()
+            .transpose()?
+            .is_none())
+    }
+
     /// The stored form of a tuple key, if it is stored in `graph_iri` (with its condition).
     pub fn find_tuple(&self, key: &TupleKey, graph_iri: &str) -> Result<Option<Tuple>, StoreError> {
         let g = graph(graph_iri);
