@@ -301,7 +301,7 @@ impl Store {
         for q in added {
             tx.insert(q);
         }
-        let next = log_revision(&mut tx, added, removed, None, source)?;
+        let next = log_revision(&mut tx, nquads(added), nquads(removed), None, source)?;
         tx.commit()?;
         Ok(next)
     }
@@ -749,12 +749,81 @@ impl Store {
     }
 }
 
-/// Logs `added`/`removed` (already applied in `tx`) as the next revision in `tx`: bumps the
-/// counter and writes the revision node. Returns the new revision number.
+/// The change log's text of quads: each quad in N-Quads (its `Display`) followed by ` .` and a
+/// newline — `format!("{q} .\n")` for each, concatenated, without a string per quad.
+pub(crate) fn nquads(quads: &[Quad]) -> String {
+    let mut out = String::with_capacity(quads.iter().map(nquad_len_hint).sum());
+    for q in quads {
+        push_nquad(&mut out, q.as_ref());
+    }
+    out
+}
+
+/// About the length of a quad's log line (exact for named nodes and simple literals).
+fn nquad_len_hint(q: &Quad) -> usize {
+    let term = |t: &Term| match t {
+        Term::NamedNode(n) => n.as_str().len() + 2,
+        Term::Literal(l) => l.value().len() + 2,
+        _ => 16,
+    };
+    let subject = match &q.subject {
+        NamedOrBlankNode::NamedNode(n) => n.as_str().len() + 2,
+        NamedOrBlankNode::BlankNode(_) => 16,
+    };
+    let graph = match &q.graph_name {
+        GraphName::NamedNode(n) => n.as_str().len() + 3,
+        GraphName::BlankNode(_) => 16,
+        GraphName::DefaultGraph => 0,
+    };
+    subject + q.predicate.as_str().len() + 2 + term(&q.object) + graph + 5
+}
+
+/// Appends `format!("{q} .\n")` to `out`: named nodes are written directly (`<iri>`, as their
+/// `Display` does), anything else through its `Display`.
+fn push_nquad(out: &mut String, q: oxigraph::model::QuadRef<'_>) {
+    use oxigraph::model::{GraphNameRef, NamedOrBlankNodeRef, TermRef};
+    use std::fmt::Write;
+    fn named(out: &mut String, n: NamedNodeRef<'_>) {
+        out.push('<');
+        out.push_str(n.as_str());
+        out.push('>');
+    }
+    // Writing into a String cannot fail.
+    match q.subject {
+        NamedOrBlankNodeRef::NamedNode(n) => named(out, n),
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+    out.push(' ');
+    named(out, q.predicate);
+    out.push(' ');
+    match q.object {
+        TermRef::NamedNode(n) => named(out, n),
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+    match q.graph_name {
+        GraphNameRef::DefaultGraph => {}
+        GraphNameRef::NamedNode(n) => {
+            out.push(' ');
+            named(out, n);
+        }
+        other => {
+            let _ = write!(out, " {other}");
+        }
+    }
+    out.push_str(" .\n");
+}
+
+/// Logs `added`/`removed` (already applied in `tx`, given as their [`nquads`] text) as the next
+/// revision in `tx`: bumps the counter and writes the revision node. Returns the new revision
+/// number.
 fn log_revision(
     tx: &mut oxigraph::store::Transaction<'_>,
-    added: &[Quad],
-    removed: &[Quad],
+    added: String,
+    removed: String,
     net: Option<&NetTuples>,
     source: &str,
 ) -> Result<u64, StoreError> {
@@ -776,7 +845,6 @@ fn log_revision(
     }
     let next = current + 1;
     let rev = nn(&format!("https://clew.dev/revision/{next}"))?;
-    let text = |qs: &[Quad]| qs.iter().map(|q| format!("{q} .\n")).collect::<String>();
     tx.remove(&Quad::new(
         meta(),
         clew("revision"),
@@ -792,8 +860,8 @@ fn log_revision(
             Literal::new_typed_literal(now_rfc3339(), xsd::DATE_TIME).into(),
         ),
         ("source", lit(source).into()),
-        ("added", lit(&text(added)).into()),
-        ("removed", lit(&text(removed)).into()),
+        ("added", Literal::new_simple_literal(added).into()),
+        ("removed", Literal::new_simple_literal(removed).into()),
     ] {
         tx.insert(&Quad::new(rev.clone(), clew(p), o, log.clone()));
     }
@@ -832,4 +900,54 @@ fn urlish(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxigraph::model::BlankNode;
+
+    #[test]
+    fn the_log_text_is_each_quads_display_with_a_full_stop() {
+        let n = |s: &str| NamedNode::new_unchecked(s);
+        let g = graph(TUPLES_GRAPH);
+        let quads = vec![
+            Quad::new(
+                n("https://a/s"),
+                n("https://a/p"),
+                n("https://a/o"),
+                g.clone(),
+            ),
+            Quad::new(
+                n("https://a/s"),
+                n("https://a/p"),
+                Literal::new_simple_literal("quote \" backslash \\ newline \n tab \t é"),
+                g.clone(),
+            ),
+            Quad::new(
+                BlankNode::new_unchecked("b0"),
+                n("https://a/p"),
+                Literal::new_language_tagged_literal_unchecked("x", "en"),
+                GraphName::DefaultGraph,
+            ),
+            Quad::new(
+                n("https://a/s"),
+                n("https://a/p"),
+                BlankNode::new_unchecked("b1"),
+                GraphName::BlankNode(BlankNode::new_unchecked("g")),
+            ),
+            Quad::new(
+                n("https://a/s"),
+                n("https://a/p"),
+                Literal::new_typed_literal(
+                    "{\"a\":1}",
+                    n("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON"),
+                ),
+                g,
+            ),
+        ];
+        let expected: String = quads.iter().map(|q| format!("{q} .\n")).collect();
+        assert_eq!(nquads(&quads), expected);
+        assert_eq!(nquads(&[]), "");
+    }
 }

@@ -6,7 +6,7 @@
 //! of a rejected update is stored.
 
 use super::bindings::{Reader, Source, Vocabulary, VocabularyDiff};
-use super::{NetTuples, Store, StoreError, clew, log_revision, nn};
+use super::{NetTuples, Store, StoreError, clew, log_revision, nn, nquads};
 use crate::index::{Change, TupleChange};
 use crate::iri::{LOG_GRAPH, MODELS_GRAPH, REL, TUPLES_GRAPH};
 use crate::model::typesystem::TypeSystem;
@@ -130,7 +130,13 @@ impl Store {
         }
         let (changes, tuples_touched, vocabulary, net) =
             self.tuple_changes(&tx, delta, model, vocab)?;
-        let revision = log_revision(&mut tx, &delta.added, &delta.removed, net.as_ref(), source)?;
+        let revision = log_revision(
+            &mut tx,
+            nquads(&delta.added),
+            nquads(&delta.removed),
+            net.as_ref(),
+            source,
+        )?;
         tx.commit()?;
         Ok(Committed {
             revision: Some(revision),
