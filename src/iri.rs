@@ -169,6 +169,59 @@ impl IriMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn assert_iri(iri: &str) {
+        assert!(oxiri::Iri::parse(iri).is_ok(), "not a valid IRI: {iri:?}");
+    }
+
+    proptest! {
+        /// The store builds named nodes from these IRIs without parsing them (`store::own`):
+        /// whatever the type, id and relation — any Unicode, controls, spaces, `<>"{}|^\``,
+        /// `%`, `#`, `/`, `*`, even ones `Tuple::parse` would refuse — the default mapper's
+        /// IRIs are valid.
+        #[test]
+        fn every_encoded_iri_is_valid(
+            object_type in any::<String>(),
+            id in any::<String>(),
+            relation in any::<String>(),
+            hostile in proptest::collection::vec(
+                prop_oneof![
+                    any::<char>(),
+                    proptest::sample::select(
+                        " \t\n\u{0}\u{7f}\u{80}\u{ff}\u{fffd}%#/*<>\"{}|^`\\?:@!$&'()+,;=[]"
+                            .chars()
+                            .collect::<Vec<_>>()
+                    ),
+                ],
+                0..12,
+            )
+            .prop_map(String::from_iter),
+        ) {
+            let m = IriMapper::default();
+            for (t, i, r) in [
+                (object_type.as_str(), id.as_str(), relation.as_str()),
+                (hostile.as_str(), hostile.as_str(), hostile.as_str()),
+                ("", "", ""),
+                ("*", "*", "*"),
+            ] {
+                let o = ObjectRef::new(t.to_string(), i.to_string());
+                assert_iri(&m.object(&o));
+                assert_iri(&m.user(&User::Object(o.clone())));
+                assert_iri(&m.user(&User::Userset(o.clone(), r.to_string())));
+                assert_iri(&m.user(&User::Wildcard(t.to_string())));
+                assert_iri(&m.relation(r));
+                assert_iri(&m.conditional_tuple(&o, r, &User::Userset(o.clone(), r.to_string())));
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_base_is_an_iri_ending_in_a_slash() {
+        assert_eq!(IriMapper::default().base(), DEFAULT_BASE);
+        assert_iri(DEFAULT_BASE);
+        assert!(DEFAULT_BASE.ends_with('/') && !DEFAULT_BASE.contains(['?', '#']));
+    }
 
     #[test]
     fn round_trips_every_user_form() {
