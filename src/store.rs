@@ -26,7 +26,8 @@ use crate::model::typesystem::{TypeSystem, restriction_to_dsl, rewrite_to_dsl};
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
-    GraphName, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, Term,
+    GraphName, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, QuadRef,
+    Term,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -96,6 +97,12 @@ fn nn(iri: &str) -> Result<NamedNode, StoreError> {
 fn own(iri: String) -> NamedNode {
     debug_assert!(NamedNode::new(iri.as_str()).is_ok(), "not an IRI: {iri}");
     NamedNode::new_unchecked(iri)
+}
+
+/// [`own`] for an IRI in a reused buffer.
+fn own_ref(iri: &str) -> NamedNodeRef<'_> {
+    debug_assert!(NamedNodeRef::new(iri).is_ok(), "not an IRI: {iri}");
+    NamedNodeRef::new_unchecked(iri)
 }
 
 fn clew(local: &str) -> NamedNode {
@@ -285,17 +292,50 @@ impl Store {
     /// Applies tuple changes and logs them as the next revision, atomically. The caller (the
     /// single writer) has validated them; removals name the stored form (with its condition).
     /// Returns the new revision.
+    ///
+    /// The same as [`Store::commit_quads`] of every change's [`Store::tuple_quads`] (removals,
+    /// then additions, each in order), without holding those quads: each plain tuple's quad is
+    /// made in three reused IRI buffers, applied and logged, then the buffers are refilled.
     pub fn commit(&self, changes: &[TupleChange], source: &str) -> Result<u64, StoreError> {
-        let mut added = Vec::new();
-        let mut removed = Vec::new();
-        for c in changes {
-            let quads = self.tuple_quads(&c.tuple, &c.graph)?;
-            match c.change {
-                Change::Add => added.extend(quads),
-                Change::Remove => removed.extend(quads),
+        let mut tx = self.db.start_transaction()?;
+        let mut removed = String::new();
+        let mut added = String::new();
+        let (mut object, mut relation, mut user) = (String::new(), String::new(), String::new());
+        for (kind, text) in [(Change::Remove, &mut removed), (Change::Add, &mut added)] {
+            let count = changes.iter().filter(|c| c.change == kind).count();
+            for (i, c) in changes.iter().filter(|c| c.change == kind).enumerate() {
+                let g = GraphNameRef::NamedNode(NamedNodeRef::new_unchecked(&c.graph));
+                if c.tuple.condition.is_some() {
+                    for q in self.tuple_quads(&c.tuple, &c.graph)? {
+                        match kind {
+                            Change::Remove => tx.remove(&q),
+                            Change::Add => tx.insert(&q),
+                        }
+                        push_nquad(text, q.as_ref());
+                    }
+                } else {
+                    object.clear();
+                    relation.clear();
+                    user.clear();
+                    self.iris.push_object(&mut object, &c.tuple.object);
+                    IriMapper::push_relation(&mut relation, &c.tuple.relation);
+                    self.iris.push_user(&mut user, &c.tuple.user);
+                    let q = QuadRef::new(own_ref(&object), own_ref(&relation), own_ref(&user), g);
+                    match kind {
+                        Change::Remove => tx.remove(q),
+                        Change::Add => tx.insert(q),
+                    }
+                    push_nquad(text, q);
+                }
+                if i == 0 {
+                    // The rest are about as long as the first (bounded: it may be conditional).
+                    text.reserve(text.len().min(512).saturating_mul(count - 1));
+                }
             }
         }
-        self.commit_quads(&added, &removed, source)
+        let next = log_revision(&mut tx, added, removed, None, source)?;
+        tx.commit()?;
+        Ok(next)
     }
 
     /// Applies quad changes and logs them as the next revision, atomically.
@@ -791,7 +831,7 @@ fn nquad_len_hint(q: &Quad) -> usize {
 
 /// Appends `format!("{q} .\n")` to `out`: named nodes are written directly (`<iri>`, as their
 /// `Display` does), anything else through its `Display`.
-fn push_nquad(out: &mut String, q: oxigraph::model::QuadRef<'_>) {
+fn push_nquad(out: &mut String, q: QuadRef<'_>) {
     use oxigraph::model::{GraphNameRef, NamedOrBlankNodeRef, TermRef};
     use std::fmt::Write;
     fn named(out: &mut String, n: NamedNodeRef<'_>) {

@@ -218,3 +218,44 @@ fn a_bulk_revision_logs_every_quad_and_replays_exactly() {
     assert_eq!(entry.removed, expected);
     assert!(entry.added.is_empty());
 }
+
+#[test]
+fn a_write_that_deletes_and_adds_logs_removals_then_additions_in_order() {
+    let clew = fresh();
+    let first = many("a");
+    clew.write_tuples_bulk(&first, &[], "bulk").unwrap();
+    // Delete every other tuple (their stored forms, conditions included) and add new ones.
+    let deleted: Vec<&Tuple> = first.iter().step_by(2).collect();
+    let keys: Vec<_> = deleted.iter().map(|t| t.key()).collect();
+    let writes = many("n");
+    let rev = clew.write_tuples_bulk(&writes, &keys, "mixed").unwrap();
+    let entry = clew.store().revision_entry(rev).unwrap().unwrap();
+    let lines = |ts: &mut dyn Iterator<Item = &Tuple>| -> Vec<String> {
+        ts.flat_map(|t| clew.store().tuple_quads(t, TUPLES_GRAPH).unwrap())
+            .map(|q| format!("{q} ."))
+            .collect()
+    };
+    assert_eq!(entry.removed, lines(&mut deleted.iter().copied()));
+    assert_eq!(entry.added, lines(&mut writes.iter()));
+    assert_eq!(
+        clew.state().index.tuple_count(),
+        (N - deleted.len() + N) as u64
+    );
+    let mut stored: Vec<String> = clew
+        .store()
+        .all_tuples()
+        .unwrap()
+        .into_iter()
+        .map(|(t, _)| format!("{t:?}"))
+        .collect();
+    let mut want: Vec<String> = first
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .chain(&writes)
+        .map(|t| format!("{t:?}"))
+        .collect();
+    stored.sort();
+    want.sort();
+    assert_eq!(stored, want);
+}
