@@ -259,3 +259,31 @@ fn a_write_that_deletes_and_adds_logs_removals_then_additions_in_order() {
     want.sort();
     assert_eq!(stored, want);
 }
+
+#[test]
+fn a_key_twice_in_one_write_is_a_duplicate_whatever_its_condition_or_side() {
+    let clew = fresh();
+    let first = many("a");
+    clew.write_tuples_bulk(&first, &[], "bulk").unwrap();
+    let rev = clew.state().revision;
+    let mut plain = first[3].clone();
+    plain.condition = None;
+    let cases: [(Vec<Tuple>, Vec<_>); 3] = [
+        // The same key with and without a condition.
+        (
+            [many("b"), vec![plain.clone(), first[3].clone()]].concat(),
+            vec![],
+        ),
+        // Deleted and written.
+        (many("b"), vec![first[0].key(), many("b")[7].key()]),
+        // Deleted twice.
+        (vec![], vec![first[1].key(), first[2].key(), first[1].key()]),
+    ];
+    for (writes, deletes) in cases {
+        match clew.write_tuples_bulk(&writes, &deletes, "dup") {
+            Err(ServiceError::Duplicate(_)) => {}
+            other => panic!("expected Duplicate, got {other:?}"),
+        }
+        assert_eq!(clew.state().revision, rev);
+    }
+}
