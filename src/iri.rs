@@ -38,15 +38,23 @@ pub fn ns(local: &str) -> String {
 
 fn encode(part: &str, keep_extra: &str) -> String {
     let mut out = String::with_capacity(part.len());
+    encode_into(&mut out, part, keep_extra);
+    out
+}
+
+/// Appends `part` percent-encoded to `out` (see the module docs).
+fn encode_into(out: &mut String, part: &str, keep_extra: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in part.bytes() {
         let c = b as char;
         if c.is_ascii_alphanumeric() || "-._~".contains(c) || (b < 128 && keep_extra.contains(c)) {
             out.push(c);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
-    out
 }
 
 fn decode(part: &str) -> Option<String> {
@@ -96,24 +104,54 @@ impl IriMapper {
     }
 
     pub fn object(&self, o: &ObjectRef) -> String {
-        format!(
-            "{}{}/{}",
-            self.base,
-            encode(&o.object_type, ""),
-            encode(&o.id, ID_EXTRA)
-        )
+        let mut out = String::new();
+        self.push_object(&mut out, o);
+        out
     }
 
     pub fn user(&self, u: &User) -> String {
-        match u {
-            User::Object(o) => self.object(o),
-            User::Userset(o, r) => format!("{}#{}", self.object(o), encode(r, "")),
-            User::Wildcard(t) => format!("{}{}/*", self.base, encode(t, "")),
-        }
+        let mut out = String::new();
+        self.push_user(&mut out, u);
+        out
     }
 
     pub fn relation(&self, r: &str) -> String {
-        format!("{REL}{}", encode(r, ""))
+        let mut out = String::new();
+        Self::push_relation(&mut out, r);
+        out
+    }
+
+    /// Appends [`IriMapper::object`]'s IRI to `out` (one buffer reused for many tuples).
+    pub fn push_object(&self, out: &mut String, o: &ObjectRef) {
+        out.reserve(self.base.len() + o.object_type.len() + o.id.len() + 1);
+        out.push_str(&self.base);
+        encode_into(out, &o.object_type, "");
+        out.push('/');
+        encode_into(out, &o.id, ID_EXTRA);
+    }
+
+    /// Appends [`IriMapper::user`]'s IRI to `out`.
+    pub fn push_user(&self, out: &mut String, u: &User) {
+        match u {
+            User::Object(o) => self.push_object(out, o),
+            User::Userset(o, r) => {
+                self.push_object(out, o);
+                out.push('#');
+                encode_into(out, r, "");
+            }
+            User::Wildcard(t) => {
+                out.push_str(&self.base);
+                encode_into(out, t, "");
+                out.push_str("/*");
+            }
+        }
+    }
+
+    /// Appends [`IriMapper::relation`]'s IRI to `out`.
+    pub fn push_relation(out: &mut String, r: &str) {
+        out.reserve(REL.len() + r.len());
+        out.push_str(REL);
+        encode_into(out, r, "");
     }
 
     pub fn relation_of(&self, iri: &str) -> Option<String> {
@@ -169,6 +207,99 @@ impl IriMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn assert_iri(iri: &str) {
+        assert!(oxiri::Iri::parse(iri).is_ok(), "not a valid IRI: {iri:?}");
+    }
+
+    proptest! {
+        /// The store builds named nodes from these IRIs without parsing them (`store::own`):
+        /// whatever the type, id and relation — any Unicode, controls, spaces, `<>"{}|^\``,
+        /// `%`, `#`, `/`, `*`, even ones `Tuple::parse` would refuse — the default mapper's
+        /// IRIs are valid.
+        #[test]
+        fn every_encoded_iri_is_valid(
+            object_type in any::<String>(),
+            id in any::<String>(),
+            relation in any::<String>(),
+            hostile in proptest::collection::vec(
+                prop_oneof![
+                    any::<char>(),
+                    proptest::sample::select(
+                        " \t\n\u{0}\u{7f}\u{80}\u{ff}\u{fffd}%#/*<>\"{}|^`\\?:@!$&'()+,;=[]"
+                            .chars()
+                            .collect::<Vec<_>>()
+                    ),
+                ],
+                0..12,
+            )
+            .prop_map(String::from_iter),
+        ) {
+            let m = IriMapper::default();
+            for (t, i, r) in [
+                (object_type.as_str(), id.as_str(), relation.as_str()),
+                (hostile.as_str(), hostile.as_str(), hostile.as_str()),
+                ("", "", ""),
+                ("*", "*", "*"),
+            ] {
+                let o = ObjectRef::new(t.to_string(), i.to_string());
+                assert_iri(&m.object(&o));
+                assert_iri(&m.user(&User::Object(o.clone())));
+                assert_iri(&m.user(&User::Userset(o.clone(), r.to_string())));
+                assert_iri(&m.user(&User::Wildcard(t.to_string())));
+                assert_iri(&m.relation(r));
+                assert_iri(&m.conditional_tuple(&o, r, &User::Userset(o.clone(), r.to_string())));
+            }
+        }
+    }
+
+    proptest! {
+        /// The buffer-filling forms write what the `format!` forms always wrote.
+        #[test]
+        fn encoding_is_unchanged(t in any::<String>(), id in any::<String>(), r in any::<String>()) {
+            fn old_encode(part: &str, keep_extra: &str) -> String {
+                let mut out = String::new();
+                for b in part.bytes() {
+                    let c = b as char;
+                    if c.is_ascii_alphanumeric()
+                        || "-._~".contains(c)
+                        || (b < 128 && keep_extra.contains(c))
+                    {
+                        out.push(c);
+                    } else {
+                        out.push_str(&format!("%{b:02X}"));
+                    }
+                }
+                out
+            }
+            let m = IriMapper::default();
+            let o = ObjectRef::new(t.clone(), id.clone());
+            let object = format!("{DEFAULT_BASE}{}/{}", old_encode(&t, ""), old_encode(&id, ID_EXTRA));
+            prop_assert_eq!(m.object(&o), object.clone());
+            prop_assert_eq!(m.user(&User::Object(o.clone())), object.clone());
+            prop_assert_eq!(
+                m.user(&User::Userset(o.clone(), r.clone())),
+                format!("{object}#{}", old_encode(&r, ""))
+            );
+            prop_assert_eq!(
+                m.user(&User::Wildcard(t.clone())),
+                format!("{DEFAULT_BASE}{}/*", old_encode(&t, ""))
+            );
+            prop_assert_eq!(m.relation(&r), format!("{REL}{}", old_encode(&r, "")));
+            let mut buf = String::from("leftover");
+            buf.clear();
+            m.push_user(&mut buf, &User::Userset(o, r.clone()));
+            prop_assert_eq!(buf, format!("{object}#{}", old_encode(&r, "")));
+        }
+    }
+
+    #[test]
+    fn the_default_base_is_an_iri_ending_in_a_slash() {
+        assert_eq!(IriMapper::default().base(), DEFAULT_BASE);
+        assert_iri(DEFAULT_BASE);
+        assert!(DEFAULT_BASE.ends_with('/') && !DEFAULT_BASE.contains(['?', '#']));
+    }
 
     #[test]
     fn round_trips_every_user_form() {

@@ -24,7 +24,7 @@ use crate::iri::TUPLES_GRAPH;
 use crate::model::typesystem::{CompileError, TupleRuleError, TypeSystem};
 use crate::model::{RestrictionKind, Rewrite};
 use crate::store::{Store, StoreError, Vocabulary};
-use crate::tuple::{Tuple, TupleKey};
+use crate::tuple::{ObjectRef, Tuple, TupleKey, User};
 use arc_swap::ArcSwap;
 use cache::{NodeWrites, ReachCache};
 use std::collections::{HashSet, VecDeque};
@@ -63,6 +63,10 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Most tuples in one write (OpenFGA's default is 100; bulk loads use [`Clew::write_tuples_bulk`]).
 pub const MAX_TUPLES_PER_WRITE: usize = 100;
+
+/// Writes of at least this many tuples first ask whether the tuple graph is empty, which spares
+/// them a lookup per tuple (found 24 % of a bulk load's profile).
+const EMPTY_CHECK_MIN_WRITES: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -423,19 +427,23 @@ impl Clew {
     ) -> Result<u64, ServiceError> {
         let current = self.state.load_full();
         let model = current.model.as_deref().ok_or(ServiceError::NoModel)?;
-        // foldhash: SipHash of every key was 4.5 % of a bulk load.
-        let mut seen = FastSet::default();
+        // foldhash: SipHash of every key was 4.5 % of a bulk load. The set borrows each key's
+        // parts (object, relation, user: what TupleKey's equality compares) rather than
+        // cloning them into a TupleKey (building and dropping those was a tenth of a load).
+        let mut seen: FastSet<(&ObjectRef, &str, &User)> =
+            FastSet::with_capacity_and_hasher(writes.len() + deletes.len(), Default::default());
         for t in writes {
             model.validate_tuple(t)?;
-            if !seen.insert(t.key()) {
+            if !seen.insert((&t.object, &t.relation, &t.user)) {
                 return Err(ServiceError::Duplicate(t.key().to_string()));
             }
         }
         for k in deletes {
-            if !seen.insert(k.clone()) {
+            if !seen.insert((&k.object, &k.relation, &k.user)) {
                 return Err(ServiceError::Duplicate(k.to_string()));
             }
         }
+        drop(seen);
         let mut changes = Vec::with_capacity(writes.len() + deletes.len());
         let graph: Arc<str> = Arc::from(TUPLES_GRAPH);
         for k in deletes {
@@ -449,8 +457,13 @@ impl Clew {
                 graph: graph.clone(),
             });
         }
+        // A tuple graph without a single quad stores none of the written tuples (a bulk load
+        // into a fresh store): one look at the graph answers every lookup. Only for large
+        // writes, as that look can walk the graph's removed quads.
+        let none_stored =
+            writes.len() >= EMPTY_CHECK_MIN_WRITES && self.store.graph_is_empty(TUPLES_GRAPH)?;
         for t in writes {
-            if self.store.find_tuple(&t.key(), TUPLES_GRAPH)?.is_some() {
+            if !none_stored && self.store.find_tuple(&t.key(), TUPLES_GRAPH)?.is_some() {
                 return Err(ServiceError::AlreadyExists(t.key().to_string()));
             }
             changes.push(TupleChange {
@@ -494,8 +507,10 @@ impl Clew {
         // A removed key can still be stored another way (in another graph, or as a triple a
         // binding reads): the index keeps it in that form. Found before the commit, so that an
         // error leaves both the store and the index as they were.
-        let mut applied = Vec::with_capacity(changes.len());
-        for c in changes {
+        // Without removals that is `changes` itself (no copy of every tuple).
+        let removes = changes.iter().any(|c| c.change == Change::Remove);
+        let mut applied = Vec::with_capacity(if removes { changes.len() } else { 0 });
+        for c in changes.iter().filter(|_| removes) {
             applied.push(c.clone());
             if c.change == Change::Remove {
                 if let Some((tuple, graph)) = self.store.stored_elsewhere(
@@ -513,7 +528,8 @@ impl Clew {
             }
         }
         let revision = self.store.commit(changes, source)?;
-        self.advance(current, revision, &applied, None);
+        let applied = if removes { &applied[..] } else { changes };
+        self.advance(current, revision, applied, None);
         Ok(revision)
     }
 

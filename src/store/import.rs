@@ -18,7 +18,7 @@
 //! was.
 
 use super::sparql::{graph_str, is_protected};
-use super::{Committed, Store, StoreError, nn};
+use super::{Committed, Store, StoreError, nn, own};
 use crate::iri::{LOG_GRAPH, MODELS_GRAPH, NS, REL};
 use crate::model::typesystem::TypeSystem;
 use crate::sparql::SparqlError;
@@ -396,17 +396,17 @@ impl Store {
         key: &TupleKey,
         g: GraphNameRef<'_>,
     ) -> Result<Vec<Quad>, ImportError> {
-        let s = nn(&self.iris.object(&key.object))?;
-        let p = nn(&self.iris.relation(&key.relation))?;
-        let o = nn(&self.iris.user(&key.user))?;
+        let s = own(self.iris.object(&key.object));
+        let p = own(self.iris.relation(&key.relation));
+        let o = own(self.iris.user(&key.user));
         let mut out = Vec::new();
         let plain = Quad::new(s, p, o, g.into_owned());
         if tx.contains(&plain)? {
             out.push(plain);
         }
-        let node = nn(&self
+        let node = own(self
             .iris
-            .conditional_tuple(&key.object, &key.relation, &key.user))?;
+            .conditional_tuple(&key.object, &key.relation, &key.user));
         for q in tx.quads_for_pattern(Some(node.as_ref().into()), None, None, Some(g)) {
             out.push(q?);
         }

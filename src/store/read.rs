@@ -1,6 +1,6 @@
 //! Reads of the store that the API serves directly: tuples by pattern and model versions.
 
-use super::{Store, StoreError, clew, graph, meta, nn};
+use super::{Store, StoreError, clew, graph, meta, nn, own};
 use crate::iri::{MODELS_GRAPH, TUPLES_GRAPH};
 use crate::tuple::{Tuple, User};
 use oxigraph::model::vocab::rdf;
@@ -42,19 +42,19 @@ impl Store {
     pub fn read_tuples(&self, pattern: &TuplePattern) -> Result<Vec<Tuple>, StoreError> {
         let g = graph(TUPLES_GRAPH);
         let subject = match (&pattern.object_type, &pattern.object_id) {
-            (Some(t), Some(id)) => Some(nn(&self
+            (Some(t), Some(id)) => Some(own(self
                 .iris
-                .object(&crate::tuple::ObjectRef::new(t.clone(), id.clone())))?),
+                .object(&crate::tuple::ObjectRef::new(t.clone(), id.clone())))),
             _ => None,
         };
-        let predicate = match &pattern.relation {
-            Some(r) => Some(nn(&self.iris.relation(r))?),
-            None => None,
-        };
-        let object = match &pattern.user {
-            Some(u) => Some(Term::NamedNode(nn(&self.iris.user(u))?)),
-            None => None,
-        };
+        let predicate = pattern
+            .relation
+            .as_ref()
+            .map(|r| own(self.iris.relation(r)));
+        let object = pattern
+            .user
+            .as_ref()
+            .map(|u| Term::NamedNode(own(self.iris.user(u))));
         let mut out = Vec::new();
         for q in self.db.quads_for_pattern(
             subject.as_ref().map(|s| s.as_ref().into()),

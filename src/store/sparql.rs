@@ -6,7 +6,7 @@
 //! of a rejected update is stored.
 
 use super::bindings::{Reader, Source, Vocabulary, VocabularyDiff};
-use super::{NetTuples, Store, StoreError, clew, log_revision, nn};
+use super::{NetTuples, Store, StoreError, clew, log_revision, nn, nquads, own};
 use crate::index::{Change, TupleChange};
 use crate::iri::{LOG_GRAPH, MODELS_GRAPH, REL, TUPLES_GRAPH};
 use crate::model::typesystem::TypeSystem;
@@ -130,7 +130,13 @@ impl Store {
         }
         let (changes, tuples_touched, vocabulary, net) =
             self.tuple_changes(&tx, delta, model, vocab)?;
-        let revision = log_revision(&mut tx, &delta.added, &delta.removed, net.as_ref(), source)?;
+        let revision = log_revision(
+            &mut tx,
+            nquads(&delta.added),
+            nquads(&delta.removed),
+            net.as_ref(),
+            source,
+        )?;
         tx.commit()?;
         Ok(Committed {
             revision: Some(revision),
@@ -345,9 +351,9 @@ impl Store {
         key: &TupleKey,
         except: Option<&str>,
     ) -> Result<Option<(Tuple, Arc<str>)>, StoreError> {
-        let s = nn(&self.iris.object(&key.object))?;
-        let p = nn(&self.iris.relation(&key.relation))?;
-        let o = Term::NamedNode(nn(&self.iris.user(&key.user))?);
+        let s = own(self.iris.object(&key.object));
+        let p = own(self.iris.relation(&key.relation));
+        let o = Term::NamedNode(own(self.iris.user(&key.user)));
         let plain = Tuple {
             object: key.object.clone(),
             relation: key.relation.clone(),
@@ -368,9 +374,9 @@ impl Store {
         if let Some(g) = other {
             return Ok(Some((plain, g)));
         }
-        let node = nn(&self
+        let node = own(self
             .iris
-            .conditional_tuple(&key.object, &key.relation, &key.user))?;
+            .conditional_tuple(&key.object, &key.relation, &key.user));
         let ty = Term::NamedNode(clew("ConditionalTuple"));
         let mut found: Option<(Tuple, Arc<str>)> = None;
         for q in src.find(Some(node.as_ref()), Some(rdf::TYPE), Some(ty.as_ref()))? {
