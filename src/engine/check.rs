@@ -29,7 +29,7 @@ use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasherDefault;
@@ -354,9 +354,10 @@ struct Env<'a> {
     /// Sorted by (object, relation), in request order within one.
     contextual: &'a [Contextual<'a>],
     names: NameCache,
-    /// Leopard closures of nested groups usable for this request, by relation; with the
-    /// subject's snapshot id and type name, to probe them.
-    closures: Vec<(RelId, &'a GroupClosure, Option<&'a RoaringBitmap>)>,
+    /// Leopard closures of nested groups usable for this request, by relation; each with the
+    /// subject's groups in it, fetched on the first probe (one map lookup per closure and check,
+    /// and none for a check that never reaches the closure).
+    closures: Vec<(RelId, &'a GroupClosure, OnceCell<Option<&'a RoaringBitmap>>)>,
     closure_subject: (Option<Obj>, Option<Name>),
     subject_bits: SubjectBits<'a>,
 }
@@ -853,16 +854,14 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         (User::Wildcard(t), _) => (None, snap.name(t)),
         (User::Userset(..), _) => (None, None),
     };
-    // Each closure's groups of the subject, fetched once here (one map probe per closure per
-    // check, instead of one per group the walk asks about).
-    let closures: Vec<(RelId, &GroupClosure, Option<&RoaringBitmap>)> =
+    let closures: Vec<(RelId, &GroupClosure, OnceCell<Option<&RoaringBitmap>>)> =
         match (view.groups, request.user) {
             (Some(g), User::Object(_) | User::Wildcard(_)) if request.contextual.is_empty() => g
                 .usable()
                 .filter_map(|(spec, c)| {
                     program
                         .relation_by_name(&spec.object_type, &spec.relation)
-                        .map(|r| (r, c, closure_subject.0.and_then(|s| c.member_of(s))))
+                        .map(|r| (r, c, OnceCell::new()))
                 })
                 .collect(),
             _ => Vec::new(),
@@ -991,8 +990,9 @@ impl<'a> Evaluator<'a> {
         if !self.witnesses && self.trace.is_none() && object < env.stored {
             if let Some((_, c, member_of)) = env.closures.iter().find(|(r, ..)| *r == rel) {
                 if depth.saturating_add(c.max_depth()) < self.max_depth {
-                    let (_, t) = env.closure_subject;
-                    return if c.has_in(object, *member_of, t) {
+                    let (subject, t) = env.closure_subject;
+                    let member_of = *member_of.get_or_init(|| subject.and_then(|s| c.member_of(s)));
+                    return if c.has_in(object, member_of, t) {
                         Outcome::Yes(None)
                     } else {
                         Outcome::No
