@@ -560,15 +560,7 @@ impl Snapshot {
     }
 
     pub fn object(&self, s: &str) -> Option<Obj> {
-        if let Some(id) = self.base.objects.get(s) {
-            return Some(id);
-        }
-        if self.new_objects.is_empty() {
-            return None;
-        }
-        self.new_objects
-            .get(s)
-            .map(|i| i.saturating_add(self.base_objects()))
+        self.base.objects.get(s).or_else(|| self.new_object(s))
     }
 
     /// [`Snapshot::object`] of every key, into `out` (cleared first): the base's probes
@@ -600,6 +592,9 @@ impl Snapshot {
 
     /// An object interned since the base was built.
     fn new_object(&self, s: &str) -> Option<Obj> {
+        if self.new_objects.is_empty() {
+            return None;
+        }
         self.new_objects
             .get(s)
             .map(|i| i.saturating_add(self.base_objects()))

@@ -26,8 +26,8 @@ use std::hash::BuildHasher;
 const EMPTY: u64 = u64::MAX;
 /// A record's id prefix.
 const ID: usize = 4;
-/// Keys per group of [`FlatInterner::get_many`]: enough probes in flight to overlap their
-/// misses, few enough that their slots and records stay in cache until they are read.
+/// Keys per group of [`FlatInterner::get_each`]: enough probes in flight to overlap their
+/// misses, few enough that their slots stay in cache until they are read.
 const GROUP: usize = 16;
 
 /// Strings ↔ dense `u32` ids, append-only and not persistent: ids never change. See the module
@@ -125,6 +125,8 @@ impl FlatInterner {
         Some(id)
     }
 
+    /// The id of `s` (with hash `hash`), if interned. An empty table (no slots, or all empty)
+    /// finds nothing.
     fn find(&self, s: &[u8], hash: u64) -> Option<u32> {
         let n = self.slots.len();
         let want = key_half(s.len(), hash);
@@ -148,9 +150,6 @@ impl FlatInterner {
     }
 
     pub fn get(&self, s: &str) -> Option<u32> {
-        if self.ends.is_empty() {
-            return None;
-        }
         self.find(s.as_bytes(), self.hasher.hash_one(s))
     }
 
@@ -167,12 +166,6 @@ impl FlatInterner {
     /// misses), then each key is looked up. (Also reading the records first, before the
     /// lookups, measured slower: `cargo bench --bench interner`.)
     pub fn get_each<S: AsRef<str>>(&self, keys: &[S], mut emit: impl FnMut(usize, Option<u32>)) {
-        if self.ends.is_empty() {
-            for i in 0..keys.len() {
-                emit(i, None);
-            }
-            return;
-        }
         let mut hashes = [0u64; GROUP];
         for (g, group) in keys.chunks(GROUP).enumerate() {
             // 1. Hash every key and read its home slot.
@@ -192,10 +185,8 @@ impl FlatInterner {
     /// Interns `s` (its id if already there). `None` only when the arena is full (4 GiB).
     pub fn intern(&mut self, s: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(s);
-        if !self.ends.is_empty() {
-            if let Some(id) = self.find(s.as_bytes(), hash) {
-                return Some(id);
-            }
+        if let Some(id) = self.find(s.as_bytes(), hash) {
+            return Some(id);
         }
         let start = u32::try_from(self.arena.len()).ok()?;
         let end = u32::try_from(self.arena.len() + ID + s.len()).ok()?;
