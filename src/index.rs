@@ -897,7 +897,7 @@ impl Snapshot {
     /// answers). O(tuples): run it off the writer's path (see [`compact::Compactor`]).
     pub fn compact(&self) -> Snapshot {
         let mut objects = self.base.objects.clone();
-        let mut types = self.base.types().to_vec();
+        let mut types = self.base.types();
         for i in 0..self.new_objects.len() {
             if objects
                 .intern(self.new_objects.resolve(idx32(i)).unwrap_or(""))

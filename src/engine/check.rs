@@ -357,10 +357,18 @@ struct Env<'a> {
     /// Leopard closures of nested groups usable for this request, by relation; each with the
     /// subject's groups in it, fetched on the first probe (one map lookup per closure and check,
     /// and none for a check that never reaches the closure).
-    closures: Vec<(RelId, &'a GroupClosure, OnceCell<Option<&'a RoaringBitmap>>)>,
+    closures: [Option<ClosureAt<'a>>; CLOSURES],
     closure_subject: (Option<Obj>, Option<Name>),
     subject_bits: SubjectBits<'a>,
 }
+
+/// How many nested-group closures a request keeps at hand, on the stack. A model with more
+/// uses the first ones; the others' relations are walked, which gives the same answers.
+const CLOSURES: usize = 4;
+
+/// A closure usable for a request: the relation it covers, and the subject's groups in it
+/// (fetched on first use).
+type ClosureAt<'a> = (RelId, &'a GroupClosure, OnceCell<Option<&'a RoaringBitmap>>);
 
 /// An object's `type:id` in `buf`, without building it on the heap (`None` if it does not
 /// fit).
@@ -774,12 +782,24 @@ struct Evaluator<'a> {
 /// Evaluates a check. Request validation errors and an exceeded depth are errors; missing
 /// condition parameters give [`Decision::Conditional`].
 pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, EngineError> {
-    validate_request(
-        view.model,
-        request.user,
-        request.relation,
-        &request.object.object_type,
-    )?;
+    let program = view.model.compiled();
+    // The compiled model defines exactly the model's relations, so a request whose relation and
+    // (userset) user resolve there, with a user type of the model, is valid; only one that does
+    // not needs the full validation, for the error naming what is wrong.
+    let root = program.relation_by_name(&request.object.object_type, request.relation);
+    let user_valid = view.model.has_type(request.user.user_type())
+        && match request.user {
+            User::Userset(o, r) => program.relation_by_name(&o.object_type, r).is_some(),
+            _ => true,
+        };
+    if root.is_none() || !user_valid {
+        validate_request(
+            view.model,
+            request.user,
+            request.relation,
+            &request.object.object_type,
+        )?;
+    }
     for t in request.contextual {
         view.model
             .validate_tuple(t)
@@ -787,7 +807,6 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     }
     let snap = view.snapshot;
     let model = view.model;
-    let program = model.compiled();
     let stored = u32::try_from(snap.object_count()).unwrap_or(u32::MAX);
     let mut extra: Vec<&ObjectRef> = Vec::new();
     let user_object = match request.user {
@@ -854,18 +873,19 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         (User::Wildcard(t), _) => (None, snap.name(t)),
         (User::Userset(..), _) => (None, None),
     };
-    let closures: Vec<(RelId, &GroupClosure, OnceCell<Option<&RoaringBitmap>>)> =
-        match (view.groups, request.user) {
-            (Some(g), User::Object(_) | User::Wildcard(_)) if request.contextual.is_empty() => g
-                .usable()
-                .filter_map(|(spec, c)| {
-                    program
-                        .relation_by_name(&spec.object_type, &spec.relation)
-                        .map(|r| (r, c, OnceCell::new()))
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+    let mut closures: [Option<ClosureAt<'_>>; CLOSURES] = Default::default();
+    if let (Some(g), User::Object(_) | User::Wildcard(_)) = (view.groups, request.user) {
+        if request.contextual.is_empty() {
+            let usable = g.usable().filter_map(|(spec, c)| {
+                program
+                    .relation_by_name(&spec.object_type, &spec.relation)
+                    .map(|r| (r, c, OnceCell::new()))
+            });
+            for (slot, c) in closures.iter_mut().zip(usable) {
+                *slot = Some(c);
+            }
+        }
+    }
     let env = Env {
         snap,
         model,
@@ -890,7 +910,6 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         trace: None,
         witnesses: request.explain,
     };
-    let root = program.relation_by_name(&request.object.object_type, request.relation);
     let outcome = ev.relation(object, root, 0);
     let mut result = CheckResult {
         decision: Decision::Denied,
@@ -988,7 +1007,8 @@ impl<'a> Evaluator<'a> {
         // A nested group with a Leopard closure: one bitmap probe, when the walk it replaces
         // could not have hit the depth limit and no explanation or trace needs the path.
         if !self.witnesses && self.trace.is_none() && object < env.stored {
-            if let Some((_, c, member_of)) = env.closures.iter().find(|(r, ..)| *r == rel) {
+            if let Some((_, c, member_of)) = env.closures.iter().flatten().find(|(r, ..)| *r == rel)
+            {
                 if depth.saturating_add(c.max_depth()) < self.max_depth {
                     let (subject, t) = env.closure_subject;
                     let member_of = *member_of.get_or_init(|| subject.and_then(|s| c.member_of(s)));

@@ -52,6 +52,78 @@ const FLAG: u32 = 1 << 31;
 /// Reverse entries with at least this many objects are roaring bitmaps.
 const BIG: usize = 64;
 
+/// Each base object's type. Objects have few types, so most bases keep one byte per object (an
+/// index into the table of type names): a check reads an object's type at every hop, and this
+/// column is a quarter of the size of the names themselves, so more of it stays in cache. A base
+/// with more than 256 types keeps the names.
+#[derive(Debug, Clone)]
+enum TypeColumn {
+    Small { table: Vec<Name>, of: Vec<u8> },
+    Wide(Vec<Name>),
+}
+
+impl Default for TypeColumn {
+    fn default() -> Self {
+        TypeColumn::Wide(Vec::new())
+    }
+}
+
+impl TypeColumn {
+    fn new(mut types: Vec<Name>) -> Self {
+        let mut table: Vec<Name> = Vec::new();
+        let mut of = Vec::with_capacity(types.len());
+        for t in &types {
+            let i = match table.iter().position(|n| n == t) {
+                Some(i) => i,
+                None => {
+                    table.push(*t);
+                    table.len() - 1
+                }
+            };
+            let Ok(i) = u8::try_from(i) else {
+                break;
+            };
+            of.push(i);
+        }
+        if of.len() == types.len() {
+            return TypeColumn::Small { table, of };
+        }
+        types.shrink_to_fit();
+        TypeColumn::Wide(types)
+    }
+
+    fn get(&self, o: usize) -> Option<Name> {
+        match self {
+            TypeColumn::Small { table, of } => table.get(usize::from(*of.get(o)?)).copied(),
+            TypeColumn::Wide(v) => v.get(o).copied(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            TypeColumn::Small { of, .. } => of.len(),
+            TypeColumn::Wide(v) => v.len(),
+        }
+    }
+
+    fn to_vec(&self) -> Vec<Name> {
+        match self {
+            TypeColumn::Small { table, of } => of
+                .iter()
+                .map(|i| table.get(usize::from(*i)).copied().unwrap_or(0))
+                .collect(),
+            TypeColumn::Wide(v) => v.clone(),
+        }
+    }
+
+    fn heap_bytes(&self) -> u64 {
+        match self {
+            TypeColumn::Small { table, of } => (table.capacity() * 4 + of.capacity()) as u64,
+            TypeColumn::Wide(v) => (v.capacity() * 4) as u64,
+        }
+    }
+}
+
 /// The compact base (see the module doc).
 ///
 /// Forward stream, per object `o` in `fwd[fwd_off[o]..fwd_off[o + 1]]`, entries sorted by
@@ -65,7 +137,7 @@ const BIG: usize = 64;
 pub struct Base {
     pub objects: FlatInterner,
     /// The type of each object.
-    types: Vec<Name>,
+    types: TypeColumn,
     fwd_off: Vec<u32>,
     fwd: Vec<u32>,
     fwd_rare: Vec<Rare>,
@@ -110,12 +182,12 @@ impl Base {
 
     /// The type of a base object.
     pub fn object_type(&self, o: Obj) -> Option<Name> {
-        self.types.get(o as usize).copied()
+        self.types.get(o as usize)
     }
 
     /// The type of every base object, by id.
-    pub fn types(&self) -> &[Name] {
-        &self.types
+    pub fn types(&self) -> Vec<Name> {
+        self.types.to_vec()
     }
 
     fn fwd_entry(&self, p: usize) -> Option<FwdEntry<'_>> {
@@ -265,12 +337,11 @@ impl Base {
         let n = objects.len();
         let mut b = Base {
             objects,
-            types,
+            types: TypeColumn::new(types),
             tuples: records.len() as u64,
             ..Base::default()
         };
         b.objects.shrink();
-        b.types.shrink_to_fit();
         // Forward.
         records.sort_unstable_by_key(|r| (r.object, r.relation, r.user));
         b.fwd_off = Vec::with_capacity(n + 1);
@@ -320,7 +391,7 @@ impl Base {
         let mut plain: Vec<(Obj, Name, Name, Obj)> = Vec::new();
         let mut sets: Vec<(RevKey, Obj)> = Vec::new();
         for r in &records {
-            let t = b.types.get(r.object as usize).copied().unwrap_or(0);
+            let t = b.types.get(r.object as usize).unwrap_or(0);
             match (&r.condition, r.user) {
                 (Some(c), user) => b
                     .rev_cond
@@ -391,7 +462,7 @@ impl Base {
     /// Heap bytes of the relationship arrays and the types (not the interned strings).
     pub fn edge_bytes(&self) -> u64 {
         let v = |n: usize, size: usize| (n * size) as u64;
-        let mut bytes = v(self.types.capacity(), 4)
+        let mut bytes = self.types.heap_bytes()
             + v(self.fwd_off.capacity(), 4)
             + v(self.fwd.capacity(), 4)
             + v(self.rev_off.capacity(), 4)
@@ -489,5 +560,31 @@ impl Base {
             Some(f) => Err(f),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Few types take a byte per object; more than 256 keep the names; both answer the same.
+    #[test]
+    fn type_columns_answer_every_object_small_or_wide() {
+        for kinds in [1u32, 3, 256, 257, 1000] {
+            let types: Vec<Name> = (0..5000u32).map(|i| 7 + (i * 31) % kinds).collect();
+            let col = TypeColumn::new(types.clone());
+            assert_eq!(
+                matches!(col, TypeColumn::Small { .. }),
+                kinds <= 256,
+                "{kinds}"
+            );
+            assert_eq!(col.len(), types.len());
+            assert_eq!(col.to_vec(), types);
+            for (o, t) in types.iter().enumerate() {
+                assert_eq!(col.get(o), Some(*t));
+            }
+            assert_eq!(col.get(types.len()), None);
+        }
+        assert_eq!(TypeColumn::new(Vec::new()).get(0), None);
     }
 }
