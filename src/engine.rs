@@ -662,7 +662,7 @@ impl Candidates<'_> {
                     edges
                         .usersets
                         .iter()
-                        .filter_map(|(uo, ur)| snap.user_of(UserRef::Userset(*uo, *ur))),
+                        .filter_map(|&[uo, ur]| snap.user_of(UserRef::Userset(uo, ur))),
                 );
                 out.extend(
                     edges

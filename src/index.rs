@@ -224,8 +224,8 @@ pub struct EdgesRef<'a> {
     pub direct: &'a [Obj],
     /// Unconditional wildcards `type:*` (sorted).
     pub wildcards: &'a [Name],
-    /// Unconditional usersets `object#relation` (sorted).
-    pub usersets: &'a [(Obj, Name)],
+    /// Unconditional usersets `object#relation`, as `[object, relation]` (sorted).
+    pub usersets: &'a [[u32; 2]],
     /// Conditional edges of any user form, sorted by user.
     pub conditional: &'a [ConditionalEdge],
 }
@@ -259,7 +259,7 @@ impl<'a> EdgesRef<'a> {
         let usersets = self
             .usersets
             .iter()
-            .map(|(o, r)| (UserRef::Userset(*o, *r), None));
+            .map(|&[o, r]| (UserRef::Userset(o, r), None));
         let conditional = self
             .conditional
             .iter()
@@ -272,7 +272,7 @@ impl<'a> EdgesRef<'a> {
         match user {
             UserRef::Object(u) => self.direct.binary_search(&u).is_ok(),
             UserRef::Wildcard(w) => self.wildcards.binary_search(&w).is_ok(),
-            UserRef::Userset(uo, ur) => self.usersets.binary_search(&(uo, ur)).is_ok(),
+            UserRef::Userset(uo, ur) => self.usersets.binary_search(&[uo, ur]).is_ok(),
         }
     }
 
@@ -287,7 +287,7 @@ impl<'a> EdgesRef<'a> {
 pub struct Edges {
     direct: Vec<Obj>,
     wildcards: Vec<Name>,
-    usersets: Vec<(Obj, Name)>,
+    usersets: Vec<[u32; 2]>,
     conditional: Vec<ConditionalEdge>,
 }
 
@@ -315,7 +315,7 @@ impl Edges {
         let removed = match user {
             UserRef::Object(o) => remove_sorted(&mut self.direct, &o),
             UserRef::Wildcard(t) => remove_sorted(&mut self.wildcards, &t),
-            UserRef::Userset(o, r) => remove_sorted(&mut self.usersets, &(o, r)),
+            UserRef::Userset(o, r) => remove_sorted(&mut self.usersets, &[o, r]),
         };
         let before = self.conditional.len();
         self.conditional.retain(|e| e.user != user);
@@ -333,7 +333,7 @@ impl Edges {
         match user {
             UserRef::Object(o) => insert_sorted(&mut self.direct, o),
             UserRef::Wildcard(t) => insert_sorted(&mut self.wildcards, t),
-            UserRef::Userset(o, r) => insert_sorted(&mut self.usersets, (o, r)),
+            UserRef::Userset(o, r) => insert_sorted(&mut self.usersets, [o, r]),
         }
     }
 }
@@ -1265,8 +1265,8 @@ impl Snapshot {
             for t in edges.wildcards {
                 seen.insert(UserRef::Wildcard(*t));
             }
-            for (uo, ur) in edges.usersets {
-                seen.insert(UserRef::Userset(*uo, *ur));
+            for &[uo, ur] in edges.usersets {
+                seen.insert(UserRef::Userset(uo, ur));
             }
             for e in edges.conditional {
                 if !seen.insert(e.user) {

@@ -157,7 +157,7 @@ fn contents(s: &Snapshot) -> (Model, BTreeSet<String>) {
             .iter()
             .map(|u| UserRef::Object(*u))
             .chain(e.wildcards.iter().map(|w| UserRef::Wildcard(*w)))
-            .chain(e.usersets.iter().map(|(a, b)| UserRef::Userset(*a, *b)))
+            .chain(e.usersets.iter().map(|&[a, b]| UserRef::Userset(a, b)))
             .collect();
         for u in users {
             for x in s.reverse(ot, r, u).unwrap().iter() {

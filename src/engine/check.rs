@@ -1204,7 +1204,7 @@ impl<'a> Evaluator<'a> {
                     edges
                         .usersets
                         .iter()
-                        .map(|(o, r)| (UserRef::Userset(*o, *r), None)),
+                        .map(|&[o, r]| (UserRef::Userset(o, r), None)),
                 )
                 .chain(
                     edges
@@ -1237,7 +1237,7 @@ impl<'a> Evaluator<'a> {
             let candidates = edges
                 .usersets
                 .iter()
-                .map(|(o, r)| (UserRef::Userset(*o, *r), None))
+                .map(|&[o, r]| (UserRef::Userset(o, r), None))
                 .chain(
                     edges
                         .conditional

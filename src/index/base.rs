@@ -7,8 +7,9 @@
 //!   and an open-addressing table pointing into it (a probe is two cache misses, see
 //!   [`super::flat`]); and each object's type, a flat array;
 //! * forward: per object, its `(relation, users)` entries sorted by relation; the unconditional
-//!   concrete users of an entry are a sorted run of ids; wildcards, usersets and conditional
-//!   tuples (rare) sit in a side table, indexed from the entry;
+//!   concrete users, usersets and wildcards of an entry are sorted runs in the stream itself (a
+//!   check reads a group's usersets from the line it found the entry on); conditional tuples
+//!   (rare) sit in a side table, indexed from the entry;
 //! * reverse, concrete users: per user, its `(object type, relation)` entries sorted, each a
 //!   sorted run of object ids, or (for large entries) a roaring bitmap;
 //! * reverse, usersets and wildcards: a hash map from the key to an entry of the same arrays;
@@ -38,17 +39,15 @@ pub struct Rec {
     pub condition: Option<Arc<TupleCondition>>,
 }
 
-/// The rare parts of a forward entry.
-#[derive(Debug, Clone, Default)]
-struct Rare {
-    wildcards: Vec<Name>,
-    usersets: Vec<(Obj, Name)>,
-    conditional: Vec<ConditionalEdge>,
-}
-
 /// A flag in the high bit of a relation name in the streams (names are small): a forward entry
-/// with rare parts, or a reverse entry that is a bitmap.
+/// with conditional tuples, or a reverse entry that is a bitmap.
 const FLAG: u32 = 1 << 31;
+/// A forward entry with usersets.
+const SETS: u32 = 1 << 30;
+/// A forward entry with wildcards.
+const WILD: u32 = 1 << 29;
+/// The flags of a forward entry's head; the rest is the relation.
+const FLAGS: u32 = FLAG | SETS | WILD;
 /// Reverse entries with at least this many objects are roaring bitmaps.
 const BIG: usize = 64;
 
@@ -127,7 +126,9 @@ impl TypeColumn {
 /// The compact base (see the module doc).
 ///
 /// Forward stream, per object `o` in `fwd[fwd_off[o]..fwd_off[o + 1]]`, entries sorted by
-/// relation: `relation | FLAG?, n, user × n, (rare index if FLAG)`. Reverse stream, per
+/// relation: `relation | FLAG? | SETS? | WILD?, n, user × n`, then with SETS `m, (object,
+/// relation) × m`, with WILD `w, type × w`, with FLAG the index of its conditional tuples in
+/// `fwd_cond`. Reverse stream, per
 /// concrete user `u` in `rev[rev_off[u]..rev_off[u + 1]]`, entries sorted by key:
 /// `object type, relation | FLAG?, n, object × n` (with FLAG: `n` is 1 and the one value is an
 /// index in `rev_big`). The entries of usersets and wildcards follow the users' in `rev`, found
@@ -140,7 +141,7 @@ pub struct Base {
     types: TypeColumn,
     fwd_off: Vec<u32>,
     fwd: Vec<u32>,
-    fwd_rare: Vec<Rare>,
+    fwd_cond: Vec<Vec<ConditionalEdge>>,
     rev_off: Vec<u32>,
     rev: Vec<u32>,
     rev_big: Vec<RoaringBitmap>,
@@ -157,12 +158,14 @@ fn idx(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// One forward entry read from the stream: its relation (no flag), users, rare index, and
-/// where the next entry starts.
+/// One forward entry read from the stream: its relation (no flags), users, usersets,
+/// wildcards, conditional tuples' index, and where the next entry starts.
 struct FwdEntry<'a> {
     relation: Name,
     users: &'a [Obj],
-    rare: Option<u32>,
+    usersets: &'a [[u32; 2]],
+    wildcards: &'a [Name],
+    conditional: Option<u32>,
     next: usize,
 }
 
@@ -194,17 +197,32 @@ impl Base {
         let head = *self.fwd.get(p)?;
         let n = *self.fwd.get(p + 1)? as usize;
         let users = self.fwd.get(p + 2..p + 2 + n)?;
-        let flagged = head & FLAG != 0;
-        let rare = if flagged {
-            self.fwd.get(p + 2 + n).copied()
-        } else {
-            None
-        };
+        let mut q = p + 2 + n;
+        let mut usersets: &[[u32; 2]] = &[];
+        if head & SETS != 0 {
+            let m = *self.fwd.get(q)? as usize;
+            let (pairs, _) = self.fwd.get(q + 1..q + 1 + 2 * m)?.as_chunks::<2>();
+            usersets = pairs;
+            q += 1 + 2 * m;
+        }
+        let mut wildcards: &[Name] = &[];
+        if head & WILD != 0 {
+            let w = *self.fwd.get(q)? as usize;
+            wildcards = self.fwd.get(q + 1..q + 1 + w)?;
+            q += 1 + w;
+        }
+        let mut conditional = None;
+        if head & FLAG != 0 {
+            conditional = Some(*self.fwd.get(q)?);
+            q += 1;
+        }
         Some(FwdEntry {
-            relation: head & !FLAG,
+            relation: head & !FLAGS,
             users,
-            rare,
-            next: p + 2 + n + usize::from(flagged),
+            usersets,
+            wildcards,
+            conditional,
+            next: q,
         })
     }
 
@@ -222,18 +240,16 @@ impl Base {
     }
 
     fn view<'a>(&'a self, e: &FwdEntry<'a>) -> EdgesRef<'a> {
-        let rare = e.rare.and_then(|i| self.fwd_rare.get(i as usize));
-        match rare {
-            Some(rare) => EdgesRef {
-                direct: e.users,
-                wildcards: &rare.wildcards,
-                usersets: &rare.usersets,
-                conditional: &rare.conditional,
-            },
-            None => EdgesRef {
-                direct: e.users,
-                ..EdgesRef::EMPTY
-            },
+        let conditional = e
+            .conditional
+            .and_then(|i| self.fwd_cond.get(i as usize))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        EdgesRef {
+            direct: e.users,
+            wildcards: e.wildcards,
+            usersets: e.usersets,
+            conditional,
         }
     }
 
@@ -354,35 +370,45 @@ impl Base {
                 let head = b.fwd.len();
                 b.fwd.push(relation);
                 b.fwd.push(0);
-                let mut rare = Rare::default();
+                // Records sort users before usersets before wildcards: each run comes sorted.
+                let (mut sets, mut wild, mut conditional) = (Vec::new(), Vec::new(), Vec::new());
                 while let Some(r) = records
                     .get(i)
                     .filter(|r| r.object as usize == o && r.relation == relation)
                 {
                     match (&r.condition, r.user) {
-                        (Some(c), user) => rare.conditional.push(ConditionalEdge {
+                        (Some(c), user) => conditional.push(ConditionalEdge {
                             user,
                             condition: c.clone(),
                         }),
                         (None, UserRef::Object(u)) => b.fwd.push(u),
-                        (None, UserRef::Wildcard(t)) => rare.wildcards.push(t),
-                        (None, UserRef::Userset(uo, ur)) => rare.usersets.push((uo, ur)),
+                        (None, UserRef::Wildcard(t)) => wild.push(t),
+                        (None, UserRef::Userset(uo, ur)) => sets.push([uo, ur]),
                     }
                     i += 1;
                 }
                 let users = b.fwd.len() - head - 2;
+                let mut flags = 0;
+                if !sets.is_empty() {
+                    flags |= SETS;
+                    b.fwd.push(idx(sets.len()));
+                    b.fwd.extend(sets.iter().flatten());
+                }
+                if !wild.is_empty() {
+                    flags |= WILD;
+                    b.fwd.push(idx(wild.len()));
+                    b.fwd.extend_from_slice(&wild);
+                }
+                if !conditional.is_empty() {
+                    flags |= FLAG;
+                    b.fwd.push(idx(b.fwd_cond.len()));
+                    b.fwd_cond.push(conditional);
+                }
+                if let Some(slot) = b.fwd.get_mut(head) {
+                    *slot |= flags;
+                }
                 if let Some(slot) = b.fwd.get_mut(head + 1) {
                     *slot = idx(users);
-                }
-                let has_rare = !(rare.wildcards.is_empty()
-                    && rare.usersets.is_empty()
-                    && rare.conditional.is_empty());
-                if has_rare {
-                    if let Some(slot) = b.fwd.get_mut(head) {
-                        *slot |= FLAG;
-                    }
-                    b.fwd.push(idx(b.fwd_rare.len()));
-                    b.fwd_rare.push(rare);
                 }
             }
         }
@@ -467,9 +493,8 @@ impl Base {
             + v(self.fwd.capacity(), 4)
             + v(self.rev_off.capacity(), 4)
             + v(self.rev.capacity(), 4);
-        for r in &self.fwd_rare {
-            bytes += 72 + v(r.wildcards.len(), 4) + v(r.usersets.len(), 8);
-            bytes += v(r.conditional.len(), std::mem::size_of::<ConditionalEdge>());
+        for c in &self.fwd_cond {
+            bytes += 24 + v(c.capacity(), std::mem::size_of::<ConditionalEdge>());
         }
         for b in &self.rev_big {
             bytes += 24 + b.serialized_size() as u64;
@@ -513,11 +538,17 @@ impl Base {
                 let Some(e) = self.fwd_entry(p) else {
                     return Err(format!("object {o}: truncated entry"));
                 };
+                if e.relation & FLAGS != 0 {
+                    return Err(format!("object {o}: relation {} too large", e.relation));
+                }
                 if last.is_some_and(|l| l >= e.relation) {
                     return Err(format!("object {o}: relations not strictly sorted"));
                 }
                 last = Some(e.relation);
-                if e.users.windows(2).any(|w| w[0] >= w[1]) {
+                if e.users.windows(2).any(|w| w[0] >= w[1])
+                    || e.usersets.windows(2).any(|w| w[0] >= w[1])
+                    || e.wildcards.windows(2).any(|w| w[0] >= w[1])
+                {
                     return Err(format!("base entry ({o}, {}) not sorted", e.relation));
                 }
                 if self.view(&e).is_empty() {

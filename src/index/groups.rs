@@ -348,8 +348,8 @@ fn children(snap: &Snapshot, n: &Names, g: Obj) -> Vec<Obj> {
         .map(|e| {
             e.usersets
                 .iter()
-                .filter(|(c, r)| *r == n.r && snap.object_type(*c) == Some(n.t))
-                .map(|(c, _)| *c)
+                .filter(|&&[c, r]| r == n.r && snap.object_type(c) == Some(n.t))
+                .map(|&[c, _]| c)
                 .collect()
         })
         .unwrap_or_default()
