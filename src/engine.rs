@@ -83,13 +83,13 @@ pub fn validate_request(
             user.user_type()
         )));
     }
-    if let User::Userset(o, r) = user {
-        if model.relation(&o.object_type, r).is_none() {
-            return Err(EngineError::InvalidUser(format!(
-                "{user}: relation '{r}' is not defined on type '{}'",
-                o.object_type
-            )));
-        }
+    if let User::Userset(o, r) = user
+        && model.relation(&o.object_type, r).is_none()
+    {
+        return Err(EngineError::InvalidUser(format!(
+            "{user}: relation '{r}' is not defined on type '{}'",
+            o.object_type
+        )));
     }
     Ok(())
 }
@@ -215,10 +215,10 @@ pub(crate) fn overlay(
     contextual: &[crate::tuple::Tuple],
 ) -> Result<Option<Snapshot>, ()> {
     let mut new_objects = Vec::new();
-    if let User::Userset(o, _) = user {
-        if snap.object(&o.to_string()).is_none() {
-            new_objects.push(o);
-        }
+    if let User::Userset(o, _) = user
+        && snap.object(&o.to_string()).is_none()
+    {
+        new_objects.push(o);
     }
     if contextual.is_empty() && new_objects.is_empty() {
         return Ok(None);
@@ -352,12 +352,12 @@ pub fn lookup(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, Eng
 fn lookup_by_checks(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, EngineError> {
     let object_type = request.object_type;
     let mut candidates: Vec<ObjectRef> = Vec::new();
-    if let Some(t) = view.snapshot.name(object_type) {
-        if let Some(objects) = view.snapshot.objects_of_type(t) {
-            for o in objects {
-                if let Ok(obj) = ObjectRef::parse(view.snapshot.object_str(o)) {
-                    candidates.push(obj);
-                }
+    if let Some(t) = view.snapshot.name(object_type)
+        && let Some(objects) = view.snapshot.objects_of_type(t)
+    {
+        for o in objects {
+            if let Ok(obj) = ObjectRef::parse(view.snapshot.object_str(o)) {
+                candidates.push(obj);
             }
         }
     }
@@ -371,10 +371,10 @@ fn lookup_by_checks(view: View<'_>, request: &LookupRequest<'_>) -> Result<Looku
             }
         }
     }
-    if let User::Userset(o, _) = request.user {
-        if o.object_type == object_type {
-            candidates.push(o.clone());
-        }
+    if let User::Userset(o, _) = request.user
+        && o.object_type == object_type
+    {
+        candidates.push(o.clone());
     }
     candidates.sort();
     candidates.dedup();
@@ -448,13 +448,13 @@ pub fn list_users(
     if !view.model.has_type(&filter.user_type) {
         return Err(EngineError::UnknownType(filter.user_type.clone()));
     }
-    if let Some(r) = &filter.relation {
-        if view.model.relation(&filter.user_type, r).is_none() {
-            return Err(EngineError::UnknownRelation {
-                object_type: filter.user_type.clone(),
-                relation: r.clone(),
-            });
-        }
+    if let Some(r) = &filter.relation
+        && view.model.relation(&filter.user_type, r).is_none()
+    {
+        return Err(EngineError::UnknownRelation {
+            object_type: filter.user_type.clone(),
+            relation: r.clone(),
+        });
     }
     if !view.model.has_type(&object.object_type) {
         return Err(EngineError::UnknownType(object.object_type.clone()));
@@ -644,33 +644,33 @@ impl Candidates<'_> {
     fn direct_users(&self, object: &ObjectRef, relation: &str) -> Vec<User> {
         let snap = self.view.snapshot;
         let mut out = Vec::new();
-        if let (Some(o), Some(r)) = (snap.object(&object.to_string()), snap.name(relation)) {
-            if let Some(edges) = snap.edges(o, r) {
-                out.extend(
-                    edges
-                        .direct
-                        .iter()
-                        .filter_map(|u| snap.user_of(UserRef::Object(*u))),
-                );
-                out.extend(
-                    edges
-                        .wildcards
-                        .iter()
-                        .filter_map(|t| snap.user_of(UserRef::Wildcard(*t))),
-                );
-                out.extend(
-                    edges
-                        .usersets
-                        .iter()
-                        .filter_map(|&[uo, ur]| snap.user_of(UserRef::Userset(uo, ur))),
-                );
-                out.extend(
-                    edges
-                        .conditional
-                        .iter()
-                        .filter_map(|e| snap.user_of(e.user)),
-                );
-            }
+        if let (Some(o), Some(r)) = (snap.object(&object.to_string()), snap.name(relation))
+            && let Some(edges) = snap.edges(o, r)
+        {
+            out.extend(
+                edges
+                    .direct
+                    .iter()
+                    .filter_map(|u| snap.user_of(UserRef::Object(*u))),
+            );
+            out.extend(
+                edges
+                    .wildcards
+                    .iter()
+                    .filter_map(|t| snap.user_of(UserRef::Wildcard(*t))),
+            );
+            out.extend(
+                edges
+                    .usersets
+                    .iter()
+                    .filter_map(|&[uo, ur]| snap.user_of(UserRef::Userset(uo, ur))),
+            );
+            out.extend(
+                edges
+                    .conditional
+                    .iter()
+                    .filter_map(|e| snap.user_of(e.user)),
+            );
         }
         for t in self.contextual {
             if t.object == *object && t.relation == relation {

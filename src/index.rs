@@ -638,10 +638,11 @@ impl Snapshot {
     }
 
     pub fn edges(&self, object: Obj, relation: Name) -> Option<EdgesRef<'_>> {
-        if !self.edges.is_empty() && self.filter.may_hold(&Touched::Forward(object, relation)) {
-            if let Some(e) = self.edges.get(&(object, relation)) {
-                return (!e.view().is_empty()).then(|| e.view());
-            }
+        if !self.edges.is_empty()
+            && self.filter.may_hold(&Touched::Forward(object, relation))
+            && let Some(e) = self.edges.get(&(object, relation))
+        {
+            return (!e.view().is_empty()).then(|| e.view());
         }
         self.base.edges(object, relation)
     }
@@ -671,10 +672,9 @@ impl Snapshot {
             && self
                 .filter
                 .may_hold(&Touched::Reverse((object_type, relation, user)))
+            && let Some(b) = self.reverse.get(&(object_type, relation, user))
         {
-            if let Some(b) = self.reverse.get(&(object_type, relation, user)) {
-                return (!b.is_empty()).then_some(Members::Bitmap(b));
-            }
+            return (!b.is_empty()).then_some(Members::Bitmap(b));
         }
         self.base.reverse(object_type, relation, user)
     }
@@ -687,10 +687,11 @@ impl Snapshot {
         user: UserRef,
     ) -> &[(Obj, Arc<TupleCondition>)] {
         let key = (object_type, relation, user);
-        if !self.reverse_conditional.is_empty() && self.filter.may_hold(&Touched::Reverse(key)) {
-            if let Some(v) = self.reverse_conditional.get(&key) {
-                return v.as_slice();
-            }
+        if !self.reverse_conditional.is_empty()
+            && self.filter.may_hold(&Touched::Reverse(key))
+            && let Some(v) = self.reverse_conditional.get(&key)
+        {
+            return v.as_slice();
         }
         self.base
             .reverse_conditional(object_type, relation, user)
@@ -880,10 +881,11 @@ impl Snapshot {
     /// rebuild. (Many changes applied to an empty snapshot — a load — build the base
     /// directly.)
     pub fn apply(&self, revision: u64, changes: &[TupleChange], default_graph: &str) -> Snapshot {
-        if changes.len() >= BULK && self.object_count() == 0 {
-            if let Some(built) = self.build(revision, changes, default_graph) {
-                return built;
-            }
+        if changes.len() >= BULK
+            && self.object_count() == 0
+            && let Some(built) = self.build(revision, changes, default_graph)
+        {
+            return built;
         }
         let mut next = self.clone();
         next.revision = revision;

@@ -80,10 +80,11 @@ impl Reference<'_> {
         let Some(def) = self.model.relation(&object.object_type, relation) else {
             return Tri::False;
         };
-        if let User::Userset(o, r) = user {
-            if o == object && r == relation {
-                return Tri::True;
-            }
+        if let User::Userset(o, r) = user
+            && o == object
+            && r == relation
+        {
+            return Tri::True;
         }
         let key = (object.clone(), relation.to_string());
         if path.contains(&key) {

@@ -148,10 +148,11 @@ pub fn group_specs(model: &TypeSystem) -> Vec<(usize, GroupSpec)> {
                     RestrictionKind::Userset(_) => other_usersets = true,
                 }
             }
-            if recursive && !other_usersets {
-                if let Some(n) = model.plan().node_id(&t.name, &r.name) {
-                    out.push((n, spec));
-                }
+            if recursive
+                && !other_usersets
+                && let Some(n) = model.plan().node_id(&t.name, &r.name)
+            {
+                out.push((n, spec));
             }
         }
     }
@@ -512,19 +513,19 @@ impl Clew {
         let mut applied = Vec::with_capacity(if removes { changes.len() } else { 0 });
         for c in changes.iter().filter(|_| removes) {
             applied.push(c.clone());
-            if c.change == Change::Remove {
-                if let Some((tuple, graph)) = self.store.stored_elsewhere(
+            if c.change == Change::Remove
+                && let Some((tuple, graph)) = self.store.stored_elsewhere(
                     &current.vocab,
                     current.model.as_deref(),
                     &c.tuple.key(),
                     &c.graph,
-                )? {
-                    applied.push(TupleChange {
-                        change: Change::Add,
-                        tuple,
-                        graph,
-                    });
-                }
+                )?
+            {
+                applied.push(TupleChange {
+                    change: Change::Add,
+                    tuple,
+                    graph,
+                });
             }
         }
         let revision = self.store.commit(changes, source)?;
@@ -597,38 +598,39 @@ impl Clew {
         request: &CheckRequest<'_>,
     ) -> Result<CheckResult, ServiceError> {
         let view = state.view()?;
-        if !request.explain && request.contextual.is_empty() {
-            if let Some(hit) = self.cached(
+        if !request.explain
+            && request.contextual.is_empty()
+            && let Some(hit) = self.cached(
                 state,
                 request.user,
                 request.relation,
                 &request.object.object_type,
                 request.context,
                 request.max_depth,
-            ) {
-                engine::validate_request(
-                    view.model,
-                    request.user,
-                    request.relation,
-                    &request.object.object_type,
-                )?;
-                let allowed = state
-                    .index
-                    .object(&request.object.to_string())
-                    .is_some_and(|o| hit.allowed.contains(o));
-                return Ok(CheckResult {
-                    decision: if allowed {
-                        engine::Decision::Allowed
-                    } else {
-                        engine::Decision::Denied
-                    },
-                    explanation: None,
-                    deny_trace: None,
-                    visited: 0,
-                    cycle: false,
-                    cache_hit: true,
-                });
-            }
+            )
+        {
+            engine::validate_request(
+                view.model,
+                request.user,
+                request.relation,
+                &request.object.object_type,
+            )?;
+            let allowed = state
+                .index
+                .object(&request.object.to_string())
+                .is_some_and(|o| hit.allowed.contains(o));
+            return Ok(CheckResult {
+                decision: if allowed {
+                    engine::Decision::Allowed
+                } else {
+                    engine::Decision::Denied
+                },
+                explanation: None,
+                deny_trace: None,
+                visited: 0,
+                cycle: false,
+                cache_hit: true,
+            });
         }
         let mut result = engine::check(view, request)?;
         if let Some(e) = &mut result.explanation {

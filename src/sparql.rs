@@ -340,10 +340,10 @@ pub fn negotiate(
             "text/plain" => Some("ntriples"),
             _ => None,
         };
-        if let Some(a) = alias {
-            if let Some((_, _, f)) = candidates.iter().find(|(n, _, _)| *n == a) {
-                return Ok(*f);
-            }
+        if let Some(a) = alias
+            && let Some((_, _, f)) = candidates.iter().find(|(n, _, _)| *n == a)
+        {
+            return Ok(*f);
         }
     }
     Err(SparqlError::NotAcceptable {

@@ -276,10 +276,10 @@ impl Store {
             if let Term::Literal(l) = &q.object {
                 if q.predicate == clew("condition") {
                     name = Some(l.value().to_string());
-                } else if q.predicate == clew("conditionContext") {
-                    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(l.value()) {
-                        context = m;
-                    }
+                } else if q.predicate == clew("conditionContext")
+                    && let Ok(serde_json::Value::Object(m)) = serde_json::from_str(l.value())
+                {
+                    context = m;
                 }
             }
         }
@@ -411,15 +411,15 @@ impl Store {
                 out.push((t, g));
                 continue;
             }
-            if let NamedOrBlankNode::NamedNode(n) = &q.subject {
-                if n.as_str().starts_with("https://clew.dev/tuple/") {
-                    match nodes
-                        .iter_mut()
-                        .find(|(m, mg, _)| m == n && *mg == q.graph_name)
-                    {
-                        Some((_, _, qs)) => qs.push(q),
-                        None => nodes.push((n.clone(), q.graph_name.clone(), vec![q])),
-                    }
+            if let NamedOrBlankNode::NamedNode(n) = &q.subject
+                && n.as_str().starts_with("https://clew.dev/tuple/")
+            {
+                match nodes
+                    .iter_mut()
+                    .find(|(m, mg, _)| m == n && *mg == q.graph_name)
+                {
+                    Some((_, _, qs)) => qs.push(q),
+                    None => nodes.push((n.clone(), q.graph_name.clone(), vec![q])),
                 }
             }
         }
@@ -465,12 +465,10 @@ impl Store {
                 out.push((t, graph_arc));
             } else if q.predicate == rdf::TYPE
                 && q.object == Term::NamedNode(clew("ConditionalTuple"))
+                && let NamedOrBlankNode::NamedNode(node) = &q.subject
+                && let Some(t) = self.conditional_tuple(node.as_ref(), q.graph_name.as_ref())?
             {
-                if let NamedOrBlankNode::NamedNode(node) = &q.subject {
-                    if let Some(t) = self.conditional_tuple(node.as_ref(), q.graph_name.as_ref())? {
-                        out.push((t, graph_arc));
-                    }
-                }
+                out.push((t, graph_arc));
             }
         }
         Ok(out)

@@ -930,10 +930,11 @@ fn random_candidates(
     if rng.chance(50) {
         out.push(format!("{object_type}:unknown{}", rng.below(3)));
     }
-    if let User::Userset(o, _) = u {
-        if o.object_type == object_type && rng.chance(70) {
-            out.push(o.to_string());
-        }
+    if let User::Userset(o, _) = u
+        && o.object_type == object_type
+        && rng.chance(70)
+    {
+        out.push(o.to_string());
     }
     // A shuffle.
     for i in (1..out.len()).rev() {
@@ -3269,10 +3270,11 @@ fn contextual_tuples_agree_across_operations() {
             for u in subjects(case.shape) {
                 // A userset subject's own object (a member of itself) is probed too.
                 let mut objects = all_objects.clone();
-                if let User::Userset(o, _) = &u {
-                    if o.object_type == object_type && !objects.contains(o) {
-                        objects.push(o.clone());
-                    }
+                if let User::Userset(o, _) = &u
+                    && o.object_type == object_type
+                    && !objects.contains(o)
+                {
+                    objects.push(o.clone());
                 }
                 let at = || {
                     format!(

@@ -266,11 +266,11 @@ fn engine_agrees_with_the_reference_on_random_models() {
                             max_depth: engine::DEFAULT_MAX_DEPTH,
                         };
                         let result = engine::check(view, &req);
-                        if let Ok(r) = &result {
-                            if r.decision == Decision::Allowed {
-                                allowed += 1;
-                                verify_explanation(&case, r, &req);
-                            }
+                        if let Ok(r) = &result
+                            && r.decision == Decision::Allowed
+                        {
+                            allowed += 1;
+                            verify_explanation(&case, r, &req);
                         }
                         let got = engine_tri(result);
                         checks += 1;

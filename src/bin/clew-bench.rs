@@ -495,10 +495,10 @@ fn run(args: &RunArgs) -> Res<bool> {
     let mut users = BTreeSet::new();
     let mut documents = BTreeSet::new();
     for tp in &tuples {
-        if let User::Object(o) = &tp.user {
-            if o.object_type == "user" {
-                users.insert(o.clone());
-            }
+        if let User::Object(o) = &tp.user
+            && o.object_type == "user"
+        {
+            users.insert(o.clone());
         }
         if tp.object.object_type == "document" {
             documents.insert(tp.object.clone());
@@ -654,10 +654,9 @@ fn run(args: &RunArgs) -> Res<bool> {
         .res
         .get("subjects")
         .and_then(|s| s.get("excluded_by_checks"))
+        && ex["differ"].as_u64().unwrap_or(0) > 0
     {
-        if ex["differ"].as_u64().unwrap_or(0) > 0 {
-            all_agree = false;
-        }
+        all_agree = false;
     }
     cx.res.insert(
         "agreement_with_answers_ref".into(),
@@ -1675,10 +1674,10 @@ fn request_texts(w: &Path, name: &str) -> Res<HashMap<u64, Value>> {
         .into_iter()
         .filter_map(|mut r| {
             let id = r["id"].as_u64()?;
-            if let Some(m) = r.as_object_mut() {
-                if let Some(Value::Array(objs)) = m.remove("objects") {
-                    m.insert("candidates".into(), json!(objs.len()));
-                }
+            if let Some(m) = r.as_object_mut()
+                && let Some(Value::Array(objs)) = m.remove("objects")
+            {
+                m.insert("candidates".into(), json!(objs.len()));
             }
             Some((id, r))
         })

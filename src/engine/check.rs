@@ -874,16 +874,16 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         (User::Userset(..), _) => (None, None),
     };
     let mut closures: [Option<ClosureAt<'_>>; CLOSURES] = Default::default();
-    if let (Some(g), User::Object(_) | User::Wildcard(_)) = (view.groups, request.user) {
-        if request.contextual.is_empty() {
-            let usable = g.usable().filter_map(|(spec, c)| {
-                program
-                    .relation_by_name(&spec.object_type, &spec.relation)
-                    .map(|r| (r, c, OnceCell::new()))
-            });
-            for (slot, c) in closures.iter_mut().zip(usable) {
-                *slot = Some(c);
-            }
+    if let (Some(g), User::Object(_) | User::Wildcard(_)) = (view.groups, request.user)
+        && request.contextual.is_empty()
+    {
+        let usable = g.usable().filter_map(|(spec, c)| {
+            program
+                .relation_by_name(&spec.object_type, &spec.relation)
+                .map(|r| (r, c, OnceCell::new()))
+        });
+        for (slot, c) in closures.iter_mut().zip(usable) {
+            *slot = Some(c);
         }
     }
     let env = Env {
@@ -997,28 +997,28 @@ impl<'a> Evaluator<'a> {
             relation: Some(r),
             ..
         } = env.subject
+            && id == object
+            && r == rel
         {
-            if id == object && r == rel {
-                return Outcome::Yes(self.witness(|| Witness::SelfUserset {
-                    at: env.at(object, def),
-                }));
-            }
+            return Outcome::Yes(self.witness(|| Witness::SelfUserset {
+                at: env.at(object, def),
+            }));
         }
         // A nested group with a Leopard closure: one bitmap probe, when the walk it replaces
         // could not have hit the depth limit and no explanation or trace needs the path.
-        if !self.witnesses && self.trace.is_none() && object < env.stored {
-            if let Some((_, c, member_of)) = env.closures.iter().flatten().find(|(r, ..)| *r == rel)
-            {
-                if depth.saturating_add(c.max_depth()) < self.max_depth {
-                    let (subject, t) = env.closure_subject;
-                    let member_of = *member_of.get_or_init(|| subject.and_then(|s| c.member_of(s)));
-                    return if c.has_in(object, member_of, t) {
-                        Outcome::Yes(None)
-                    } else {
-                        Outcome::No
-                    };
-                }
-            }
+        if !self.witnesses
+            && self.trace.is_none()
+            && object < env.stored
+            && let Some((_, c, member_of)) = env.closures.iter().flatten().find(|(r, ..)| *r == rel)
+            && depth.saturating_add(c.max_depth()) < self.max_depth
+        {
+            let (subject, t) = env.closure_subject;
+            let member_of = *member_of.get_or_init(|| subject.and_then(|s| c.member_of(s)));
+            return if c.has_in(object, member_of, t) {
+                Outcome::Yes(None)
+            } else {
+                Outcome::No
+            };
         }
         let key = (object, rel);
         match self.memo.entry(key) {

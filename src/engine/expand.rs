@@ -141,13 +141,12 @@ fn direct_users(view: View<'_>, object: &ObjectRef, relation: &str) -> Vec<(User
     };
     for (u, c) in edges.users() {
         let c = c.map(|c| c.name.clone());
-        if let Some(user) = snap.user_of(u) {
-            if view
+        if let Some(user) = snap.user_of(u)
+            && view
                 .model
                 .admits(&object.object_type, relation, &user, c.as_deref())
-            {
-                out.push((user, c));
-            }
+        {
+            out.push((user, c));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

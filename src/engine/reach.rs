@@ -293,11 +293,11 @@ impl<'a> Eval<'a> {
             let next: Vec<Sets> = scc.iter().map(|&n| self.node(n)).collect();
             let mut changed = false;
             for (&n, v) in scc.iter().zip(next) {
-                if let Some(slot) = self.values.get_mut(n) {
-                    if slot.as_ref() != Some(&v) {
-                        changed = true;
-                        *slot = Some(v);
-                    }
+                if let Some(slot) = self.values.get_mut(n)
+                    && slot.as_ref() != Some(&v)
+                {
+                    changed = true;
+                    *slot = Some(v);
                 }
             }
             if !changed {
@@ -335,13 +335,13 @@ impl<'a> Eval<'a> {
         let mut sets = self.rewrite(&node.object_type, type_name, def, &def.rewrite);
         // A userset subject is a member of itself: `group:eng#member` has `member` on
         // `group:eng`.
-        if let User::Userset(o, r) = self.subject {
-            if o.object_type == node.object_type && *r == node.relation {
-                if let Some(x) = self.subject_obj {
-                    sets.yes.insert(x);
-                    sets.undecided.remove(x);
-                }
-            }
+        if let User::Userset(o, r) = self.subject
+            && o.object_type == node.object_type
+            && *r == node.relation
+            && let Some(x) = self.subject_obj
+        {
+            sets.yes.insert(x);
+            sets.undecided.remove(x);
         }
         sets
     }
@@ -406,10 +406,10 @@ impl<'a> Eval<'a> {
             let condition = rest.condition.as_deref();
             match &rest.kind {
                 RestrictionKind::Direct => {
-                    if let (User::Object(u), Some(o)) = (self.subject, self.subject_obj) {
-                        if u.object_type == rest.type_name {
-                            self.edges(t, r, UserRef::Object(o), condition, Label::Yes, &mut acc);
-                        }
+                    if let (User::Object(u), Some(o)) = (self.subject, self.subject_obj)
+                        && u.object_type == rest.type_name
+                    {
+                        self.edges(t, r, UserRef::Object(o), condition, Label::Yes, &mut acc);
                     }
                 }
                 RestrictionKind::Wildcard => {

@@ -254,14 +254,13 @@ impl Base {
     }
 
     fn members<'a>(&'a self, e: &RevEntry<'a>) -> Members<'a> {
-        if e.big {
-            if let Some(b) = e
+        if e.big
+            && let Some(b) = e
                 .objects
                 .first()
                 .and_then(|i| self.rev_big.get(*i as usize))
-            {
-                return Members::Bitmap(b);
-            }
+        {
+            return Members::Bitmap(b);
         }
         Members::Slice(e.objects)
     }
@@ -581,10 +580,10 @@ impl Base {
             if m.is_empty() {
                 fail.get_or_insert_with(|| format!("empty base reverse entry {k:?}"));
             }
-            if let Members::Slice(s) = m {
-                if s.windows(2).any(|w| w[0] >= w[1]) {
-                    fail.get_or_insert_with(|| format!("base reverse entry {k:?} not sorted"));
-                }
+            if let Members::Slice(s) = m
+                && s.windows(2).any(|w| w[0] >= w[1])
+            {
+                fail.get_or_insert_with(|| format!("base reverse entry {k:?} not sorted"));
             }
         });
         match fail {

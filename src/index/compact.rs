@@ -64,14 +64,12 @@ impl Compactor {
             return next;
         };
         let mut next = next;
-        if job.as_ref().is_some_and(|j| j.handle.is_finished()) {
-            if let Some(j) = job.take() {
-                if let Ok(compacted) = j.handle.join() {
-                    if let Some(rebased) = next.rebase(&j.from, &compacted) {
-                        next = rebased;
-                    }
-                }
-            }
+        if job.as_ref().is_some_and(|j| j.handle.is_finished())
+            && let Some(j) = job.take()
+            && let Ok(compacted) = j.handle.join()
+            && let Some(rebased) = next.rebase(&j.from, &compacted)
+        {
+            next = rebased;
         }
         if job.is_none() && next.wants_compaction(self.min_delta) {
             let from = next.clone();
@@ -88,11 +86,11 @@ impl Compactor {
 
     /// Waits for a compaction in flight, if any (so that the next `maintain` picks it up).
     pub fn wait(&self) {
-        if let Ok(job) = self.job.lock() {
-            if let Some(j) = job.as_ref() {
-                while !j.handle.is_finished() {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
+        if let Ok(job) = self.job.lock()
+            && let Some(j) = job.as_ref()
+        {
+            while !j.handle.is_finished() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
     }

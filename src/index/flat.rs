@@ -136,10 +136,10 @@ impl FlatInterner {
             if v == EMPTY {
                 return None;
             }
-            if v >> 32 == want {
-                if let Some(id) = self.matches(v as u32, s) {
-                    return Some(id);
-                }
+            if v >> 32 == want
+                && let Some(id) = self.matches(v as u32, s)
+            {
+                return Some(id);
             }
             i += 1;
             if i == n {

@@ -14,7 +14,7 @@
 //! no conditional tuple exists on the relation (`conditional` is false). When not usable,
 //! callers evaluate without it.
 
-use super::{Map, Name, Obj, Snapshot, TupleChange, UserRef};
+use super::{IdHash, Map, Name, Obj, Snapshot, TupleChange, UserRef};
 use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +30,70 @@ pub struct GroupSpec {
     pub wildcard_types: Vec<String>,
 }
 
+/// Member → the groups it is a transitive member of: a frozen hash map (one probe, usually one
+/// cache miss, where a persistent map walks a node per level), plus a persistent delta of the
+/// members changed since it was frozen. A member whose last group went stays in the delta as an
+/// empty bitmap. The delta is folded into a new frozen map once it holds a quarter as many
+/// members as the frozen one (so a write copies the map at most once per that many changes).
+#[derive(Debug, Clone, Default)]
+struct Inverse {
+    frozen: Arc<HashMap<Obj, Arc<RoaringBitmap>, IdHash>>,
+    delta: Map<Obj, Arc<RoaringBitmap>>,
+}
+
+impl Inverse {
+    fn current(&self, s: Obj) -> Option<&Arc<RoaringBitmap>> {
+        if !self.delta.is_empty()
+            && let Some(b) = self.delta.get(&s)
+        {
+            return Some(b);
+        }
+        self.frozen.get(&s)
+    }
+
+    fn get(&self, s: Obj) -> Option<&RoaringBitmap> {
+        self.current(s).filter(|b| !b.is_empty()).map(|b| &**b)
+    }
+
+    fn add(&mut self, s: Obj, g: Obj) {
+        let mut b = self.current(s).cloned().unwrap_or_default();
+        Arc::make_mut(&mut b).insert(g);
+        self.delta.insert(s, b);
+    }
+
+    fn remove(&mut self, s: Obj, g: Obj) {
+        let Some(mut b) = self.current(s).cloned() else {
+            return;
+        };
+        Arc::make_mut(&mut b).remove(g);
+        self.delta.insert(s, b);
+    }
+
+    /// Every member with at least one group.
+    fn to_map(&self) -> HashMap<Obj, Arc<RoaringBitmap>> {
+        let mut out: HashMap<Obj, Arc<RoaringBitmap>> =
+            self.frozen.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (k, v) in self.delta.iter() {
+            out.insert(*k, v.clone());
+        }
+        out.retain(|_, v| !v.is_empty());
+        out
+    }
+
+    /// Folds the delta in when it has grown (always, with `force`).
+    fn fold(&mut self, force: bool) {
+        if self.delta.is_empty() || (!force && self.delta.len() < self.frozen.len() / 4 + 1024) {
+            return;
+        }
+        let mut frozen: HashMap<Obj, Arc<RoaringBitmap>, IdHash> =
+            HashMap::with_capacity_and_hasher(self.frozen.len(), IdHash::default());
+        frozen.extend(self.to_map());
+        frozen.shrink_to_fit();
+        self.frozen = Arc::new(frozen);
+        self.delta = Map::default();
+    }
+}
+
 /// The transitive members of every group of one `type#relation`.
 #[derive(Debug, Clone, Default)]
 pub struct GroupClosure {
@@ -38,7 +102,7 @@ pub struct GroupClosure {
     /// The inverse of `members` (Leopard's MEMBER2GROUP): concrete member → every group it is
     /// a transitive member of, so a check fetches its subject's groups once and then tests
     /// each group with a bitmap probe of that one (small, hot) set.
-    inverse: Map<Obj, Arc<RoaringBitmap>>,
+    inverse: Inverse,
     wildcards: Map<Obj, Arc<Vec<Name>>>,
     depth: Map<Obj, u32>,
     /// Longest nesting chain (hops of userset tuples) over all groups.
@@ -100,6 +164,7 @@ impl GroupClosure {
         for g in order {
             out.recompute(snap, &n, g);
         }
+        out.inverse.fold(true);
         out.max_depth = out.depth.values().copied().max().unwrap_or(0);
         out
     }
@@ -152,6 +217,7 @@ impl GroupClosure {
         for g in order {
             out.recompute(snap, &n, g);
         }
+        out.inverse.fold(false);
         out.max_depth = out.depth.values().copied().max().unwrap_or(0);
         out
     }
@@ -197,16 +263,10 @@ impl GroupClosure {
         wild.dedup();
         let old = self.members.get(&g).cloned().unwrap_or_default();
         for s in &*old - &members {
-            if let Some(groups) = self.inverse.get_mut(&s) {
-                let groups = Arc::make_mut(groups);
-                groups.remove(g);
-                if groups.is_empty() {
-                    self.inverse.remove(&s);
-                }
-            }
+            self.inverse.remove(s, g);
         }
         for s in &members - &*old {
-            Arc::make_mut(self.inverse.entry(s).or_default()).insert(g);
+            self.inverse.add(s, g);
         }
         if members.is_empty() {
             self.members.remove(&g);
@@ -253,7 +313,7 @@ impl GroupClosure {
 
     /// The groups a concrete subject is a transitive member of (wildcards not included).
     pub fn member_of(&self, subject: Obj) -> Option<&RoaringBitmap> {
-        self.inverse.get(&subject).map(|b| &**b)
+        self.inverse.get(subject)
     }
 
     /// [`GroupClosure::has`] with the subject's groups already fetched by
@@ -317,7 +377,11 @@ impl GroupClosure {
             return Err("incrementally maintained members differ from a rebuild".into());
         }
         let inv = |c: &GroupClosure| -> HashMap<Obj, RoaringBitmap> {
-            c.inverse.iter().map(|(k, v)| (*k, (**v).clone())).collect()
+            c.inverse
+                .to_map()
+                .into_iter()
+                .map(|(k, v)| (k, (*v).clone()))
+                .collect()
         };
         if inv(self) != inv(&fresh) {
             return Err("incrementally maintained member → groups differ from a rebuild".into());
@@ -448,5 +512,56 @@ impl GroupIndex {
 
     pub fn is_empty(&self) -> bool {
         self.closures.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random adds and removes, with folds forced or due along the way, leave the inverse equal
+    /// to a plain map of the same operations, and never expose an emptied member.
+    #[test]
+    fn the_inverse_agrees_with_a_plain_map_across_folds() {
+        let mut inv = Inverse::default();
+        let mut want: HashMap<Obj, RoaringBitmap> = HashMap::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut folded = 0;
+        for step in 0..20_000 {
+            let (s, g) = (next(3000) as Obj, next(40) as Obj);
+            if next(3) == 0 {
+                inv.remove(s, g);
+                if let Some(b) = want.get_mut(&s) {
+                    b.remove(g);
+                }
+            } else {
+                inv.add(s, g);
+                want.entry(s).or_default().insert(g);
+            }
+            let before = inv.delta.len();
+            inv.fold(step % 5000 == 4999);
+            folded += usize::from(before > 0 && inv.delta.is_empty());
+            if step % 997 == 0 {
+                for s in 0..3000 {
+                    let got = inv.get(s);
+                    let expect = want.get(&s).filter(|b| !b.is_empty());
+                    assert_eq!(got, expect, "member {s} at step {step}");
+                }
+            }
+        }
+        assert!(folded >= 4, "{folded}");
+        want.retain(|_, b| !b.is_empty());
+        let got: HashMap<Obj, RoaringBitmap> = inv
+            .to_map()
+            .into_iter()
+            .map(|(k, v)| (k, (*v).clone()))
+            .collect();
+        assert_eq!(got, want);
     }
 }

@@ -130,10 +130,8 @@ impl Plan {
                     if let Some(c) = cyclic.get_mut(si) {
                         *c = true;
                     }
-                    if *neg {
-                        if let Some(n) = negated_inside.get_mut(si) {
-                            *n = true;
-                        }
+                    if *neg && let Some(n) = negated_inside.get_mut(si) {
+                        *n = true;
                     }
                 }
             }
@@ -277,10 +275,10 @@ fn rewrite_deps(
                 broad: false,
             });
             for r in &def.directly_related {
-                if let RestrictionKind::Userset(s) = &r.kind {
-                    if let Some(n) = node(&r.type_name, s) {
-                        out.push((n, neg));
-                    }
+                if let RestrictionKind::Userset(s) = &r.kind
+                    && let Some(n) = node(&r.type_name, s)
+                {
+                    out.push((n, neg));
                 }
             }
         }
@@ -297,10 +295,10 @@ fn rewrite_deps(
             });
             if let Some(ts) = model.relation(object_type, tupleset) {
                 for r in &ts.directly_related {
-                    if r.kind == RestrictionKind::Direct {
-                        if let Some(n) = node(&r.type_name, computed) {
-                            out.push((n, neg));
-                        }
+                    if r.kind == RestrictionKind::Direct
+                        && let Some(n) = node(&r.type_name, computed)
+                    {
+                        out.push((n, neg));
                     }
                 }
             }

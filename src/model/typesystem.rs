@@ -196,10 +196,10 @@ impl TypeSystem {
         user: &User,
         condition: Option<&str>,
     ) -> bool {
-        if let Some(c) = condition {
-            if !self.conditions.contains_key(c) {
-                return false;
-            }
+        if let Some(c) = condition
+            && !self.conditions.contains_key(c)
+        {
+            return false;
         }
         self.admitting_restriction(object_type, relation, user, condition)
             .is_some()
@@ -231,14 +231,14 @@ impl TypeSystem {
                 object_type: user_type.to_string(),
             });
         }
-        if let User::Userset(o, r) = &tuple.user {
-            if self.relation(&o.object_type, r).is_none() {
-                return Err(TupleRuleError::UnknownRelation {
-                    tuple: t(),
-                    object_type: o.object_type.clone(),
-                    relation: r.clone(),
-                });
-            }
+        if let User::Userset(o, r) = &tuple.user
+            && self.relation(&o.object_type, r).is_none()
+        {
+            return Err(TupleRuleError::UnknownRelation {
+                tuple: t(),
+                object_type: o.object_type.clone(),
+                relation: r.clone(),
+            });
         }
         if !contains_this(&rel.rewrite) {
             return Err(TupleRuleError::NotDirect {
@@ -249,13 +249,13 @@ impl TypeSystem {
             });
         }
         let condition = tuple.condition.as_ref();
-        if let Some(c) = condition {
-            if !self.conditions.contains_key(&c.name) {
-                return Err(TupleRuleError::UnknownCondition {
-                    tuple: t(),
-                    condition: c.name.clone(),
-                });
-            }
+        if let Some(c) = condition
+            && !self.conditions.contains_key(&c.name)
+        {
+            return Err(TupleRuleError::UnknownCondition {
+                tuple: t(),
+                condition: c.name.clone(),
+            });
         }
         if self
             .admitting_restriction(
@@ -274,11 +274,11 @@ impl TypeSystem {
                 allowed: restrictions_to_dsl(&rel.directly_related),
             });
         }
-        if let Some(c) = condition {
-            if let Some(def) = self.model.conditions.iter().find(|d| d.name == c.name) {
-                crate::condition::validate_tuple_params(def, &c.context)
-                    .map_err(|source| TupleRuleError::ConditionParams { tuple: t(), source })?;
-            }
+        if let Some(c) = condition
+            && let Some(def) = self.model.conditions.iter().find(|d| d.name == c.name)
+        {
+            crate::condition::validate_tuple_params(def, &c.context)
+                .map_err(|source| TupleRuleError::ConditionParams { tuple: t(), source })?;
         }
         Ok(())
     }

@@ -272,13 +272,13 @@ pub async fn lookup(
     let contextual = tuples("contextual_tuples", &b.contextual_tuples)?;
     let max_depth = depth(&s, b.max_depth)?;
     let max = s.config.max_page_size;
-    if let Some(l) = b.limit {
-        if l == 0 || l > max {
-            return Err(ApiError::bad_request(
-                "invalid_page_size",
-                format!("limit {l} is out of range (1..={max})"),
-            ));
-        }
+    if let Some(l) = b.limit
+        && (l == 0 || l > max)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            format!("limit {l} is out of range (1..={max})"),
+        ));
     }
     blocking(move || {
         let req = LookupRequest {

@@ -332,16 +332,16 @@ pub async fn search_resource(State(s): State<Arc<AppState>>, Json(b): Json<Searc
     let relation = action_of(&b)?.to_string();
     let context = context_of(b.context.as_ref())?;
     let page = b.page.unwrap_or_default();
-    if let Some(l) = page.limit {
-        if l == 0 || l > s.config.max_page_size {
-            return Err(ApiError::bad_request(
-                "invalid_page_size",
-                format!(
-                    "page.limit {l} is out of range (1..={})",
-                    s.config.max_page_size
-                ),
-            ));
-        }
+    if let Some(l) = page.limit
+        && (l == 0 || l > s.config.max_page_size)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            format!(
+                "page.limit {l} is out of range (1..={})",
+                s.config.max_page_size
+            ),
+        ));
     }
     let object_type = b.resource.kind.clone();
     let max_depth = depth(&s, None)?;

@@ -82,14 +82,14 @@ impl Clew {
     /// The state a read runs at.
     pub fn read_state(&self, consistency: Consistency) -> Result<Arc<State>, ServiceError> {
         let state = self.state();
-        if let Consistency::AtLeast(r) = consistency {
-            if r > state.revision {
-                return Err(RequestError::FutureRevision {
-                    requested: r,
-                    latest: state.revision,
-                }
-                .into());
+        if let Consistency::AtLeast(r) = consistency
+            && r > state.revision
+        {
+            return Err(RequestError::FutureRevision {
+                requested: r,
+                latest: state.revision,
             }
+            .into());
         }
         Ok(state)
     }
@@ -142,32 +142,32 @@ impl Clew {
             request.relation,
             request.object_type,
         )?;
-        if request.contextual.is_empty() {
-            if let Some(hit) = self.cached(
+        if request.contextual.is_empty()
+            && let Some(hit) = self.cached(
                 state,
                 request.user,
                 request.relation,
                 request.object_type,
                 request.context,
                 request.max_depth,
-            ) {
-                return Ok((
-                    Lookup {
-                        allowed: hit.allowed.clone(),
-                        conditional: Vec::new(),
-                        overlay: None,
-                        stats: BulkStats {
-                            strategy: Strategy::CachedBitmap,
-                            depth_bound: hit.depth_bound,
-                            node_evaluations: 0,
-                            rounds: 0,
-                            condition_evaluations: 0,
-                            checks: 0,
-                        },
+            )
+        {
+            return Ok((
+                Lookup {
+                    allowed: hit.allowed.clone(),
+                    conditional: Vec::new(),
+                    overlay: None,
+                    stats: BulkStats {
+                        strategy: Strategy::CachedBitmap,
+                        depth_bound: hit.depth_bound,
+                        node_evaluations: 0,
+                        rounds: 0,
+                        condition_evaluations: 0,
+                        checks: 0,
                     },
-                    true,
-                ));
-            }
+                },
+                true,
+            ));
         }
         let lookup = engine::lookup(view, request)?;
         let cacheable = request.contextual.is_empty()
@@ -175,35 +175,34 @@ impl Clew {
             && lookup.conditional.is_empty()
             && lookup.stats.strategy == Strategy::Bitmap
             && lookup.stats.checks == 0;
-        if cacheable {
-            if let Some(node) = view
+        if cacheable
+            && let Some(node) = view
                 .model
                 .plan()
                 .node_id(request.object_type, request.relation)
-            {
-                let valid_from = last_relevant_write(
-                    view.model,
-                    &state.index,
-                    &state.node_writes,
-                    node,
+        {
+            let valid_from = last_relevant_write(
+                view.model,
+                &state.index,
+                &state.node_writes,
+                node,
+                request.user,
+            );
+            self.cache.insert(
+                ReachKey::new(
+                    &view.model.id,
                     request.user,
-                );
-                self.cache.insert(
-                    ReachKey::new(
-                        &view.model.id,
-                        request.user,
-                        request.relation,
-                        request.object_type,
-                        request.context,
-                    ),
-                    Arc::new(CachedReach {
-                        allowed: lookup.allowed.clone(),
-                        computed_at: state.revision,
-                        valid_from,
-                        depth_bound: lookup.stats.depth_bound,
-                    }),
-                );
-            }
+                    request.relation,
+                    request.object_type,
+                    request.context,
+                ),
+                Arc::new(CachedReach {
+                    allowed: lookup.allowed.clone(),
+                    computed_at: state.revision,
+                    valid_from,
+                    depth_bound: lookup.stats.depth_bound,
+                }),
+            );
         }
         Ok((lookup, false))
     }
@@ -219,14 +218,14 @@ impl Clew {
         page: &PageRequest,
         consistency: Consistency,
     ) -> Result<LookupPage, ServiceError> {
-        if let Some(limit) = page.limit {
-            if limit == 0 || limit > MAX_PAGE_SIZE {
-                return Err(RequestError::BadPageSize {
-                    given: limit,
-                    limit: MAX_PAGE_SIZE,
-                }
-                .into());
+        if let Some(limit) = page.limit
+            && (limit == 0 || limit > MAX_PAGE_SIZE)
+        {
+            return Err(RequestError::BadPageSize {
+                given: limit,
+                limit: MAX_PAGE_SIZE,
             }
+            .into());
         }
         let fingerprint = fingerprint(request);
         let (state, after) = match &page.cursor {
@@ -236,14 +235,14 @@ impl Clew {
                 if c.fingerprint != fingerprint {
                     return Err(RequestError::CursorMismatch.into());
                 }
-                if let Consistency::AtLeast(r) = consistency {
-                    if r > c.revision {
-                        return Err(RequestError::CursorRevision {
-                            cursor: c.revision,
-                            requested: r,
-                        }
-                        .into());
+                if let Consistency::AtLeast(r) = consistency
+                    && r > c.revision
+                {
+                    return Err(RequestError::CursorRevision {
+                        cursor: c.revision,
+                        requested: r,
                     }
+                    .into());
                 }
                 let state = self
                     .state_at(c.revision)

@@ -116,10 +116,10 @@ pub fn last_relevant_write(
     subject: &User,
 ) -> u64 {
     let mut last = writes.get(model, snap, node);
-    if let User::Object(o) = subject {
-        if let Some(id) = snap.object(&o.to_string()) {
-            last = last.max(snap.subject_written(id));
-        }
+    if let User::Object(o) = subject
+        && let Some(id) = snap.object(&o.to_string())
+    {
+        last = last.max(snap.subject_written(id));
     }
     last
 }

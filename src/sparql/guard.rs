@@ -14,10 +14,8 @@ pub fn check_query(query: &Query, allow_service: bool) -> Result<(), SparqlError
         | Query::Describe { pattern, .. }
         | Query::Ask { pattern, .. } => pattern,
     };
-    if !allow_service {
-        if let Some(name) = find_service(pattern) {
-            return Err(refused_service(&name));
-        }
+    if !allow_service && let Some(name) = find_service(pattern) {
+        return Err(refused_service(&name));
     }
     Ok(())
 }

@@ -285,10 +285,10 @@ fn axiom_edges(
     let p = iri(property)?;
     let mut out = Vec::new();
     for q in src.find(None, Some(p.as_ref()), None)? {
-        if let (Some(s), Some(o)) = (subject_iri(&q), named(&q.object)) {
-            if s != o {
-                out.push((s.to_string(), o.to_string(), triple_of(&q)));
-            }
+        if let (Some(s), Some(o)) = (subject_iri(&q), named(&q.object))
+            && s != o
+        {
+            out.push((s.to_string(), o.to_string(), triple_of(&q)));
         }
     }
     Ok(out)
@@ -582,12 +582,11 @@ impl Vocabulary {
     /// The IRIs an object is found under: Clew's own, and its bound space's.
     pub fn iris_of(&self, iris: &IriMapper, o: &ObjectRef) -> Vec<String> {
         let mut out = vec![iris.object(o)];
-        if let Some(b) = self.types.get(&o.object_type) {
-            if let Some(i) = bound_iri(b, &o.id) {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
-            }
+        if let Some(b) = self.types.get(&o.object_type)
+            && let Some(i) = bound_iri(b, &o.id)
+            && !out.contains(&i)
+        {
+            out.push(i);
         }
         out
     }
@@ -673,10 +672,11 @@ impl<'a> Reader<'a> {
         let ty = iri(RDF_TYPE)?;
         let mut out: Vec<String> = Vec::new();
         for q in self.src.find(Some(n.as_ref()), Some(ty.as_ref()), None)? {
-            if let Some(c) = named(&q.object) {
-                if self.vocab.classes.contains(c) && !out.iter().any(|x| x == c) {
-                    out.push(c.to_string());
-                }
+            if let Some(c) = named(&q.object)
+                && self.vocab.classes.contains(c)
+                && !out.iter().any(|x| x == c)
+            {
+                out.push(c.to_string());
             }
         }
         let mut memo = self.classes.borrow_mut();
@@ -690,13 +690,13 @@ impl<'a> Reader<'a> {
     /// The objects a node is, of the type `want` (or of any type).
     fn types_of(&self, node: &str, want: Option<&str>) -> Result<Vec<Typed>, StoreError> {
         let mut out = Vec::new();
-        if let Some(o) = self.iris.object_of(node) {
-            if want.is_none_or(|w| w == o.object_type) {
-                out.push(Typed {
-                    object: o,
-                    axioms: Vec::new(),
-                });
-            }
+        if let Some(o) = self.iris.object_of(node)
+            && want.is_none_or(|w| w == o.object_type)
+        {
+            out.push(Typed {
+                object: o,
+                axioms: Vec::new(),
+            });
         }
         for (t, b) in &self.vocab.types {
             if want.is_some_and(|w| w != t) {
@@ -987,13 +987,13 @@ impl<'a> Reader<'a> {
                 closing.push(r);
             }
         }
-        if out.is_empty() {
-            if let User::Object(target) = &key.user {
-                for r in closing {
-                    if let Some(s) = self.chain(r, &key.object, target)? {
-                        out.push(s);
-                        break;
-                    }
+        if out.is_empty()
+            && let User::Object(target) = &key.user
+        {
+            for r in closing {
+                if let Some(s) = self.chain(r, &key.object, target)? {
+                    out.push(s);
+                    break;
                 }
             }
         }
@@ -1082,14 +1082,14 @@ impl<'a> Reader<'a> {
             for q in self.src.find(None, Some(pred.as_ref()), None)? {
                 for s in self.read(&q)? {
                     let graph = s.triples.first().and_then(|t| t.graph.clone());
-                    if let (Some(r), User::Object(u)) = (self.reading_of(&s), &s.tuple.user) {
-                        if u.object_type == r.object_type {
-                            edges
-                                .entry(r.binding.clone())
-                                .or_insert_with(|| (r.clone(), Vec::new()))
-                                .1
-                                .push((s.tuple.object.clone(), u.clone(), graph.clone()));
-                        }
+                    if let (Some(r), User::Object(u)) = (self.reading_of(&s), &s.tuple.user)
+                        && u.object_type == r.object_type
+                    {
+                        edges
+                            .entry(r.binding.clone())
+                            .or_insert_with(|| (r.clone(), Vec::new()))
+                            .1
+                            .push((s.tuple.object.clone(), u.clone(), graph.clone()));
                     }
                     if seen.insert(s.tuple.key()) {
                         out.push((s.tuple, graph));

@@ -62,10 +62,10 @@ impl Store {
             object.as_ref().map(Term::as_ref),
             Some(g.as_ref()),
         ) {
-            if let Some(t) = self.plain_tuple(&q?) {
-                if pattern.matches(&t) {
-                    out.push(t);
-                }
+            if let Some(t) = self.plain_tuple(&q?)
+                && pattern.matches(&t)
+            {
+                out.push(t);
             }
         }
         // Conditional tuples are reified nodes; find them by the part the pattern binds.
@@ -83,10 +83,10 @@ impl Store {
             let NamedOrBlankNode::NamedNode(node) = &q.subject else {
                 continue;
             };
-            if let Some(t) = self.conditional_tuple(node.as_ref(), g.as_ref())? {
-                if pattern.matches(&t) {
-                    out.push(t);
-                }
+            if let Some(t) = self.conditional_tuple(node.as_ref(), g.as_ref())?
+                && pattern.matches(&t)
+            {
+                out.push(t);
             }
         }
         out.sort_by_cached_key(|t| t.key().to_string());

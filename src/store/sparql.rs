@@ -389,14 +389,14 @@ impl Store {
                 .filter(|x| x.graph_name == q.graph_name)
                 .map(Ok)
                 .collect();
-            if let Some(t) = self.parse_conditional(quads)? {
-                if t.key() == *key {
-                    let g = graph_str(&q.graph_name);
-                    if g == TUPLES_GRAPH {
-                        return Ok(Some((t, Arc::from(TUPLES_GRAPH))));
-                    }
-                    found.get_or_insert((t, Arc::from(g)));
+            if let Some(t) = self.parse_conditional(quads)?
+                && t.key() == *key
+            {
+                let g = graph_str(&q.graph_name);
+                if g == TUPLES_GRAPH {
+                    return Ok(Some((t, Arc::from(TUPLES_GRAPH))));
                 }
+                found.get_or_insert((t, Arc::from(g)));
             }
         }
         Ok(found)
@@ -426,10 +426,10 @@ fn bound_keys(
         if before.vocab.reads(p) || after.vocab.reads(p) {
             quads.push((q.clone(), !added, added));
         }
-        if before.vocab.is_typing(q) || after.vocab.is_typing(q) {
-            if let NamedOrBlankNode::NamedNode(n) = &q.subject {
-                nodes.insert(n.clone());
-            }
+        if (before.vocab.is_typing(q) || after.vocab.is_typing(q))
+            && let NamedOrBlankNode::NamedNode(n) = &q.subject
+        {
+            nodes.insert(n.clone());
         }
     }
     // The vocabulary changed: every triple of a predicate read differently, and every node of
