@@ -26,7 +26,6 @@ use crate::model::compiled::{
     Compiled, Kind, Node, Op, Rel, RelId, Restriction, Sym, TupleToUserset,
 };
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, TupleKey, User};
-use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
@@ -368,7 +367,7 @@ const CLOSURES: usize = 4;
 
 /// A closure usable for a request: the relation it covers, and the subject's groups in it
 /// (fetched on first use).
-type ClosureAt<'a> = (RelId, &'a GroupClosure, OnceCell<Option<&'a RoaringBitmap>>);
+type ClosureAt<'a> = (RelId, &'a GroupClosure, OnceCell<Option<&'a [Obj]>>);
 
 /// An object's `type:id` in `buf`, without building it on the heap (`None` if it does not
 /// fit).

@@ -30,19 +30,23 @@ pub struct GroupSpec {
     pub wildcard_types: Vec<String>,
 }
 
+/// A member's groups, sorted: one allocation holding the ids themselves (a check reads them
+/// from the line after the counts, where a bitmap would take three more hops).
+type GroupIds = Arc<[Obj]>;
+
 /// Member → the groups it is a transitive member of: a frozen hash map (one probe, usually one
 /// cache miss, where a persistent map walks a node per level), plus a persistent delta of the
 /// members changed since it was frozen. A member whose last group went stays in the delta as an
-/// empty bitmap. The delta is folded into a new frozen map once it holds a quarter as many
+/// empty list. The delta is folded into a new frozen map once it holds a quarter as many
 /// members as the frozen one (so a write copies the map at most once per that many changes).
 #[derive(Debug, Clone, Default)]
 struct Inverse {
-    frozen: Arc<HashMap<Obj, Arc<RoaringBitmap>, IdHash>>,
-    delta: Map<Obj, Arc<RoaringBitmap>>,
+    frozen: Arc<HashMap<Obj, GroupIds, IdHash>>,
+    delta: Map<Obj, GroupIds>,
 }
 
 impl Inverse {
-    fn current(&self, s: Obj) -> Option<&Arc<RoaringBitmap>> {
+    fn current(&self, s: Obj) -> Option<&GroupIds> {
         if !self.delta.is_empty()
             && let Some(b) = self.delta.get(&s)
         {
@@ -51,27 +55,31 @@ impl Inverse {
         self.frozen.get(&s)
     }
 
-    fn get(&self, s: Obj) -> Option<&RoaringBitmap> {
+    fn get(&self, s: Obj) -> Option<&[Obj]> {
         self.current(s).filter(|b| !b.is_empty()).map(|b| &**b)
     }
 
     fn add(&mut self, s: Obj, g: Obj) {
-        let mut b = self.current(s).cloned().unwrap_or_default();
-        Arc::make_mut(&mut b).insert(g);
-        self.delta.insert(s, b);
+        let mut groups = self.current(s).map(|b| b.to_vec()).unwrap_or_default();
+        if let Err(i) = groups.binary_search(&g) {
+            groups.insert(i, g);
+            self.delta.insert(s, groups.into());
+        }
     }
 
     fn remove(&mut self, s: Obj, g: Obj) {
-        let Some(mut b) = self.current(s).cloned() else {
+        let Some(mut groups) = self.current(s).map(|b| b.to_vec()) else {
             return;
         };
-        Arc::make_mut(&mut b).remove(g);
-        self.delta.insert(s, b);
+        if let Ok(i) = groups.binary_search(&g) {
+            groups.remove(i);
+            self.delta.insert(s, groups.into());
+        }
     }
 
     /// Every member with at least one group.
-    fn to_map(&self) -> HashMap<Obj, Arc<RoaringBitmap>> {
-        let mut out: HashMap<Obj, Arc<RoaringBitmap>> =
+    fn to_map(&self) -> HashMap<Obj, GroupIds> {
+        let mut out: HashMap<Obj, GroupIds> =
             self.frozen.iter().map(|(k, v)| (*k, v.clone())).collect();
         for (k, v) in self.delta.iter() {
             out.insert(*k, v.clone());
@@ -85,7 +93,7 @@ impl Inverse {
         if self.delta.is_empty() || (!force && self.delta.len() < self.frozen.len() / 4 + 1024) {
             return;
         }
-        let mut frozen: HashMap<Obj, Arc<RoaringBitmap>, IdHash> =
+        let mut frozen: HashMap<Obj, GroupIds, IdHash> =
             HashMap::with_capacity_and_hasher(self.frozen.len(), IdHash::default());
         frozen.extend(self.to_map());
         frozen.shrink_to_fit();
@@ -101,7 +109,7 @@ pub struct GroupClosure {
     members: Map<Obj, Arc<RoaringBitmap>>,
     /// The inverse of `members` (Leopard's MEMBER2GROUP): concrete member → every group it is
     /// a transitive member of, so a check fetches its subject's groups once and then tests
-    /// each group with a bitmap probe of that one (small, hot) set.
+    /// each group with a search of that one (small, hot) sorted list.
     inverse: Inverse,
     wildcards: Map<Obj, Arc<Vec<Name>>>,
     depth: Map<Obj, u32>,
@@ -312,7 +320,7 @@ impl GroupClosure {
     }
 
     /// The groups a concrete subject is a transitive member of (wildcards not included).
-    pub fn member_of(&self, subject: Obj) -> Option<&RoaringBitmap> {
+    pub fn member_of(&self, subject: Obj) -> Option<&[Obj]> {
         self.inverse.get(subject)
     }
 
@@ -321,10 +329,10 @@ impl GroupClosure {
     pub fn has_in(
         &self,
         group: Obj,
-        member_of: Option<&RoaringBitmap>,
+        member_of: Option<&[Obj]>,
         subject_type: Option<Name>,
     ) -> bool {
-        member_of.is_some_and(|m| m.contains(group))
+        member_of.is_some_and(|m| m.binary_search(&group).is_ok())
             || subject_type.is_some_and(|t| {
                 !self.wildcards.is_empty()
                     && self.wildcards.get(&group).is_some_and(|w| w.contains(&t))
@@ -335,7 +343,7 @@ impl GroupClosure {
     pub fn groups_of(&self, subject: Option<Obj>, subject_type: Option<Name>) -> RoaringBitmap {
         let mut out = RoaringBitmap::new();
         if let Some(m) = subject.and_then(|s| self.member_of(s)) {
-            out |= m;
+            out.extend(m.iter().copied());
         }
         if let Some(t) = subject_type {
             for (g, w) in self.wildcards.iter() {
@@ -380,7 +388,7 @@ impl GroupClosure {
             c.inverse
                 .to_map()
                 .into_iter()
-                .map(|(k, v)| (k, (*v).clone()))
+                .map(|(k, v)| (k, v.iter().copied().collect()))
                 .collect()
         };
         if inv(self) != inv(&fresh) {
@@ -549,8 +557,11 @@ mod tests {
             folded += usize::from(before > 0 && inv.delta.is_empty());
             if step % 997 == 0 {
                 for s in 0..3000 {
-                    let got = inv.get(s);
-                    let expect = want.get(&s).filter(|b| !b.is_empty());
+                    let got = inv.get(s).map(<[Obj]>::to_vec);
+                    let expect = want
+                        .get(&s)
+                        .filter(|b| !b.is_empty())
+                        .map(|b| b.iter().collect::<Vec<_>>());
                     assert_eq!(got, expect, "member {s} at step {step}");
                 }
             }
@@ -560,7 +571,7 @@ mod tests {
         let got: HashMap<Obj, RoaringBitmap> = inv
             .to_map()
             .into_iter()
-            .map(|(k, v)| (k, (*v).clone()))
+            .map(|(k, v)| (k, v.iter().copied().collect()))
             .collect();
         assert_eq!(got, want);
     }
