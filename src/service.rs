@@ -618,7 +618,7 @@ impl Clew {
             let allowed = state
                 .index
                 .object(&request.object.to_string())
-                .is_some_and(|o| hit.allowed.contains(o));
+                .is_some_and(|o| hit.contains(o));
             return Ok(CheckResult {
                 decision: if allowed {
                     engine::Decision::Allowed

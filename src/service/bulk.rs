@@ -196,12 +196,12 @@ impl Clew {
                     request.object_type,
                     request.context,
                 ),
-                Arc::new(CachedReach {
-                    allowed: lookup.allowed.clone(),
-                    computed_at: state.revision,
+                Arc::new(CachedReach::new(
+                    lookup.allowed.clone(),
+                    state.revision,
                     valid_from,
-                    depth_bound: lookup.stats.depth_bound,
-                }),
+                    lookup.stats.depth_bound,
+                )),
             );
         }
         Ok((lookup, false))
@@ -525,7 +525,6 @@ impl Clew {
                 // Contextual tuples may name objects the store has never seen.
                 overlay.objects_many(request.candidates, &mut ids);
             }
-            let bits = allowed.bits();
             for (c, id) in request.candidates.iter().zip(ids) {
                 if !seen.first(c, id) {
                     out.duplicates += 1;
@@ -535,7 +534,7 @@ impl Clew {
                     out.unknown += 1;
                     continue;
                 };
-                let d = if bits.contains(id) {
+                let d = if allowed.contains(id) {
                     Decision::Allowed
                 } else {
                     match conditional.get(&id) {
@@ -704,10 +703,10 @@ enum Shared {
 }
 
 impl Shared {
-    fn bits(&self) -> &roaring::RoaringBitmap {
+    fn contains(&self, o: Obj) -> bool {
         match self {
-            Shared::Cached(c) => &c.allowed,
-            Shared::Owned(b) => b,
+            Shared::Cached(c) => c.contains(o),
+            Shared::Owned(b) => b.contains(o),
         }
     }
 }
