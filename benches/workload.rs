@@ -276,7 +276,7 @@ fn bench_shape(c: &mut Criterion, shape: &str, dir: &Path) {
         .unwrap()
         .allowed
         .into_iter()
-        .map(|i| i.object)
+        .map(|i| i.object.to_string())
         .collect();
     got.sort();
     assert_eq!(got, expected, "{shape}: filter {}", f["id"]);
@@ -302,7 +302,7 @@ fn bench_shape(c: &mut Criterion, shape: &str, dir: &Path) {
             )
         })
         .collect();
-    let requests: Vec<FilterRequest<'_>> = all
+    let requests: Vec<FilterRequest<'_, '_>> = all
         .iter()
         .map(|(user, relation, candidates, _)| FilterRequest {
             user,
@@ -322,7 +322,7 @@ fn bench_shape(c: &mut Criterion, shape: &str, dir: &Path) {
             .unwrap()
             .allowed
             .into_iter()
-            .map(|i| i.object)
+            .map(|i| i.object.to_string())
             .collect();
         got.sort();
         assert_eq!(&got, expected, "{shape}: a filter of the workload");

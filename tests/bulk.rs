@@ -489,16 +489,16 @@ fn lookup_all(
     Ok(page)
 }
 
-fn filter(
+fn filter<'c>(
     clew: &Clew,
     u: &User,
     relation: &str,
     object_type: &str,
-    candidates: &[String],
+    candidates: &'c [String],
     context: &Map<String, Value>,
     strategy: Option<Strategy>,
     consistency: Consistency,
-) -> Result<FilterResult, ServiceError> {
+) -> Result<FilterResult<'c>, ServiceError> {
     filter_at(
         clew,
         u,
@@ -512,17 +512,17 @@ fn filter(
     )
 }
 
-fn filter_at(
+fn filter_at<'c>(
     clew: &Clew,
     u: &User,
     relation: &str,
     object_type: &str,
-    candidates: &[String],
+    candidates: &'c [String],
     context: &Map<String, Value>,
     strategy: Option<Strategy>,
     consistency: Consistency,
     max_depth: u32,
-) -> Result<FilterResult, ServiceError> {
+) -> Result<FilterResult<'c>, ServiceError> {
     clew.filter(
         &FilterRequest {
             user: u,
@@ -540,7 +540,7 @@ fn filter_at(
 }
 
 fn allowed_list(f: &FilterResult) -> Vec<String> {
-    f.allowed.iter().map(|i| i.object.clone()).collect()
+    f.allowed.iter().map(|i| i.object.to_string()).collect()
 }
 
 /// Tuples one a line, with their condition parameters.
@@ -2633,13 +2633,13 @@ fn batch_check_size_limit() {
 // ---------------------------------------------------------------------------------------------
 // 6. Bad input for lookup and filter.
 
-fn filter_docs(
+fn filter_docs<'c>(
     clew: &Clew,
     who: &str,
     relation: &str,
     object_type: &str,
-    candidates: &[String],
-) -> Result<FilterResult, ServiceError> {
+    candidates: &'c [String],
+) -> Result<FilterResult<'c>, ServiceError> {
     let none = Map::new();
     filter(
         clew,
@@ -3910,12 +3910,13 @@ condition small(x: int) {
         assert_eq!(listed, want, "lookup with {context:?}");
         let a = answer(&check(&clew, &anne, "viewer", &doc_b, &context, DEPTH));
         assert_eq!(a == Answer::Allowed, want, "check with {context:?}: {a:?}");
+        let candidates = ["doc:b".to_string()];
         let f = filter(
             &clew,
             &anne,
             "viewer",
             "doc",
-            &["doc:b".to_string()],
+            &candidates,
             &context,
             Some(Strategy::Bitmap),
             Consistency::Latest,

@@ -1192,8 +1192,11 @@ fn phase_filters(cx: &mut Ctx<'_>, filters: &[FilterQ]) -> Res<()> {
                             f.conditional.len()
                         ));
                     }
-                    let mut allowed: Vec<String> =
-                        f.allowed.into_iter().map(|i| i.object).collect();
+                    let mut allowed: Vec<String> = f
+                        .allowed
+                        .into_iter()
+                        .map(|i| i.object.to_string())
+                        .collect();
                     allowed.sort();
                     rows.push(json!({"id": q.id, "count": allowed.len(), "allowed": allowed}));
                 }

@@ -335,11 +335,11 @@ impl Clew {
     /// The planner answers from a cached result bitmap when one is valid; otherwise it compares
     /// the cost of one top-down check per known candidate with the cost of evaluating the
     /// subject's bitmap (which is then cached for the next request), and reports its choice.
-    pub fn filter(
+    pub fn filter<'c>(
         &self,
-        request: &FilterRequest<'_>,
+        request: &FilterRequest<'_, 'c>,
         consistency: Consistency,
-    ) -> Result<FilterResult, ServiceError> {
+    ) -> Result<FilterResult<'c>, ServiceError> {
         if request.candidates.len() > MAX_FILTER_CANDIDATES {
             return Err(RequestError::TooManyCandidates {
                 given: request.candidates.len(),
@@ -456,9 +456,9 @@ impl Clew {
             cache_hit: false,
         };
         let mut seen = Seen::with_capacity(request.candidates.len());
-        let record = |out: &mut FilterResult, c: &str, d: Decision| match d {
+        let record = |out: &mut FilterResult<'c>, c: &'c str, d: Decision| match d {
             Decision::Allowed => out.allowed.push(FilterItem {
-                object: c.to_string(),
+                object: c,
                 explanation: None,
             }),
             Decision::Denied => out.denied += 1,
@@ -547,7 +547,7 @@ impl Clew {
         }
         if request.explain {
             for item in &mut out.allowed {
-                let object = ObjectRef::parse(&item.object)
+                let object = ObjectRef::parse(item.object)
                     .map_err(|e| ServiceError::Engine(EngineError::InvalidUser(e.to_string())))?;
                 let r = engine::check(
                     view,
@@ -817,12 +817,12 @@ pub struct LookupPage {
 
 /// A `filter` request.
 #[derive(Clone, Copy)]
-pub struct FilterRequest<'a> {
+pub struct FilterRequest<'a, 'c> {
     pub user: &'a User,
     pub relation: &'a str,
     pub object_type: &'a str,
     /// Objects `type:id`, all of `object_type`.
-    pub candidates: &'a [String],
+    pub candidates: &'c [String],
     pub context: &'a Map<String, Value>,
     pub contextual: &'a [Tuple],
     pub max_depth: u32,
@@ -834,8 +834,10 @@ pub struct FilterRequest<'a> {
 
 /// A permitted candidate.
 #[derive(Debug, Clone, Serialize)]
-pub struct FilterItem {
-    pub object: String,
+pub struct FilterItem<'c> {
+    /// The candidate, as the request gave it (borrowed: a filter allocates nothing per
+    /// permitted candidate).
+    pub object: &'c str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
 }
@@ -851,9 +853,9 @@ pub struct FilterPlan {
 
 /// The answer to `filter`.
 #[derive(Debug, Clone, Serialize)]
-pub struct FilterResult {
+pub struct FilterResult<'c> {
     /// Permitted candidates, in the order given (first occurrence).
-    pub allowed: Vec<FilterItem>,
+    pub allowed: Vec<FilterItem<'c>>,
     /// Candidates whose answer depends on missing context: (object, parameters missing).
     pub conditional: Vec<(String, Vec<String>)>,
     /// Candidates the store has never seen (not permitted).

@@ -305,7 +305,12 @@ mod tests {
             x ^= x << 17;
             x % n
         };
-        for (n, span, offset) in [(1, 1, 0), (50, 200, 7), (20_000, 200_000, 1000), (5, 64, 63)] {
+        for (n, span, offset) in [
+            (1, 1, 0),
+            (50, 200, 7),
+            (20_000, 200_000, 1000),
+            (5, 64, 63),
+        ] {
             let b: RoaringBitmap = (0..n).map(|_| offset + next(span) as u32).collect();
             let c = CachedReach::new(b.clone(), 1, 0, 0);
             assert!(c.dense.is_some(), "{n} in {span}");
@@ -321,6 +326,10 @@ mod tests {
         for o in [0, 3, 4, 1 << 20, u32::MAX - 1, u32::MAX] {
             assert_eq!(c.contains(o), sparse.contains(o), "{o}");
         }
-        assert!(CachedReach::new(RoaringBitmap::new(), 1, 0, 0).dense.is_none());
+        assert!(
+            CachedReach::new(RoaringBitmap::new(), 1, 0, 0)
+                .dense
+                .is_none()
+        );
     }
 }
