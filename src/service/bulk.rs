@@ -595,22 +595,22 @@ impl Clew {
             owner.push(*first.entry(CheckKey::of(c)).or_insert(i));
         }
         // Groups large enough to pay for a bitmap evaluation get one.
-        let mut groups: FastMap<GroupKey, usize> = FastMap::default();
-        for (i, c) in checks.iter().enumerate() {
+        let keys: Vec<GroupKey<'_>> = checks.iter().map(GroupKey::of).collect();
+        let mut groups: FastMap<&GroupKey<'_>, usize> = FastMap::default();
+        for (i, (c, g)) in checks.iter().zip(&keys).enumerate() {
             if owner.get(i) == Some(&i) && c.contextual.is_empty() && !c.explain {
-                *groups.entry(GroupKey::of(c)).or_default() += 1;
+                *groups.entry(g).or_default() += 1;
             }
         }
-        let mut bitmaps: FastMap<GroupKey, Option<Lookup>> = FastMap::default();
+        let mut bitmaps: FastMap<&GroupKey<'_>, Option<Lookup>> = FastMap::default();
         let mut results: Vec<Option<Result<CheckResult, ServiceError>>> =
             (0..checks.len()).map(|_| None).collect();
-        for (i, c) in checks.iter().enumerate() {
+        for (i, (c, g)) in checks.iter().zip(&keys).enumerate() {
             let o = owner.get(i).copied().unwrap_or(i);
             if o != i {
                 continue;
             }
-            let g = GroupKey::of(c);
-            let big = groups.get(&g).copied().unwrap_or(0) as u64 * CHECK_NS
+            let big = groups.get(g).copied().unwrap_or(0) as u64 * CHECK_NS
                 > state
                     .model
                     .as_deref()
@@ -927,51 +927,101 @@ impl<'c> Seen<'c> {
     }
 }
 
-/// Identifies a check request (for de-duplication within a batch).
-#[derive(PartialEq, Eq, Hash)]
-struct CheckKey {
-    user: User,
-    relation: String,
-    object: ObjectRef,
-    context: String,
-    contextual: String,
+/// Identifies a check request (for de-duplication within a batch), by reference: nothing is
+/// copied or encoded per check. Equal keys are equal requests (every field compared; contexts
+/// and contextual tuples structurally). The hash leaves out the context's and the contextual
+/// tuples' contents (JSON values have no hash), so equal keys hash alike.
+struct CheckKey<'r> {
+    user: &'r User,
+    relation: &'r str,
+    object: &'r ObjectRef,
+    context: &'r Map<String, Value>,
+    contextual: &'r [Tuple],
     explain: bool,
     max_depth: u32,
 }
 
-impl CheckKey {
-    fn of(c: &CheckRequest<'_>) -> Self {
+impl<'r> CheckKey<'r> {
+    fn of(c: &CheckRequest<'r>) -> Self {
         Self {
-            user: c.user.clone(),
-            relation: c.relation.to_string(),
-            object: c.object.clone(),
-            context: canonical_json(c.context),
-            contextual: contextual_text(c.contextual),
+            user: c.user,
+            relation: c.relation,
+            object: c.object,
+            context: c.context,
+            contextual: c.contextual,
             explain: c.explain,
             max_depth: c.max_depth,
         }
     }
 }
 
-/// Checks that one bitmap evaluation can answer together.
-#[derive(PartialEq, Eq, Hash)]
-struct GroupKey {
-    user: User,
-    relation: String,
-    object_type: String,
-    context: String,
+impl PartialEq for CheckKey<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.user == o.user
+            && self.relation == o.relation
+            && self.object == o.object
+            && self.explain == o.explain
+            && self.max_depth == o.max_depth
+            && self.context == o.context
+            && self.contextual == o.contextual
+    }
+}
+
+impl Eq for CheckKey<'_> {}
+
+impl std::hash::Hash for CheckKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.user.hash(h);
+        self.relation.hash(h);
+        self.object.hash(h);
+        self.context.len().hash(h);
+        self.contextual.len().hash(h);
+        self.explain.hash(h);
+        self.max_depth.hash(h);
+    }
+}
+
+/// Checks that one bitmap evaluation can answer together (by reference, hashed like
+/// [`CheckKey`]).
+struct GroupKey<'r> {
+    user: &'r User,
+    relation: &'r str,
+    object_type: &'r str,
+    context: &'r Map<String, Value>,
     max_depth: u32,
 }
 
-impl GroupKey {
-    fn of(c: &CheckRequest<'_>) -> Self {
+impl<'r> GroupKey<'r> {
+    fn of(c: &CheckRequest<'r>) -> Self {
         Self {
-            user: c.user.clone(),
-            relation: c.relation.to_string(),
-            object_type: c.object.object_type.clone(),
-            context: canonical_json(c.context),
+            user: c.user,
+            relation: c.relation,
+            object_type: &c.object.object_type,
+            context: c.context,
             max_depth: c.max_depth,
         }
+    }
+}
+
+impl PartialEq for GroupKey<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.user == o.user
+            && self.relation == o.relation
+            && self.object_type == o.object_type
+            && self.max_depth == o.max_depth
+            && self.context == o.context
+    }
+}
+
+impl Eq for GroupKey<'_> {}
+
+impl std::hash::Hash for GroupKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.user.hash(h);
+        self.relation.hash(h);
+        self.object_type.hash(h);
+        self.context.len().hash(h);
+        self.max_depth.hash(h);
     }
 }
 
