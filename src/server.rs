@@ -635,6 +635,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         if config.demo {
             println!("{}", demo_banner(&addr));
         }
+        tokio::spawn(compact_when_idle(state.clone()));
         let shutdown = state.shutdown.clone();
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move {
@@ -648,6 +649,40 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     clew.store().flush().map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the idle compactor looks at the revision.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Compacts the index once writes pause: when the revision has not moved for a whole tick and
+/// the index holds a delta ([`Clew::compact_idle`]). Stops at shutdown.
+async fn compact_when_idle(state: Arc<AppState>) {
+    let mut shutdown = state.shutdown.subscribe();
+    let mut tick = tokio::time::interval(IDLE_TICK);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let current = state.clew.state();
+        let revision = current.revision;
+        let idle = last == Some(revision) && current.index.delta_len() > 0;
+        drop(current);
+        last = Some(revision);
+        if idle {
+            let clew = state.clew.clone();
+            match tokio::task::spawn_blocking(move || clew.compact_idle()).await {
+                Ok(Ok(true)) => tracing::debug!(revision, "compacted the index while idle"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!("idle compaction: {e}"),
+                Err(e) => tracing::warn!("idle compaction task: {e}"),
+            }
+        }
+    }
 }
 
 /// Installs the SIGTERM and SIGINT handlers now and returns a future that completes on the
