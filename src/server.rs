@@ -670,7 +670,8 @@ async fn compact_when_idle(state: Arc<AppState>) {
         }
         let current = state.clew.state();
         let revision = current.revision;
-        let idle = last == Some(revision) && current.index.delta_len() > 0;
+        let idle =
+            last == Some(revision) && (current.index.delta_len() > 0 || current.groups.has_delta());
         drop(current);
         last = Some(revision);
         if idle {

@@ -300,31 +300,38 @@ impl Clew {
     /// Folds the published index's delta into a new compact base and publishes it at the same
     /// revision: the same answers, but reads stop probing the delta's persistent maps (a burst
     /// of writes otherwise leaves up to a thirty-second of the base in the delta, and a finished
-    /// background compaction is only picked up by the next write). For a writer that has gone
+    /// background compaction is only picked up by the next write); the group closures' member →
+    /// groups maps are folded too. For a writer that has gone
     /// idle ([`crate::server`] calls it when the revision has not moved for a while). The
     /// compaction runs without the writer lock; a write that lands meanwhile is carried over by
     /// [`Snapshot::rebase`], and when the index moved to another base (a compaction published
     /// meanwhile) nothing is published. Returns whether it published.
     pub fn compact_idle(&self) -> Result<bool, ServiceError> {
         let seen = self.state();
-        if seen.index.delta_len() == 0 {
-            return Ok(false);
-        }
-        let compacted = seen.index.compact();
-        if compacted.delta_len() != 0 {
-            // The base's arena is full: the delta keeps serving what it holds.
+        let compacted = match seen.index.delta_len() {
+            0 => None,
+            _ => Some(seen.index.compact()).filter(|c| c.delta_len() == 0),
+        };
+        if compacted.is_none() && !seen.groups.has_delta() {
             return Ok(false);
         }
         let _guard = self.lock_writer()?;
         let current = self.state();
-        let Some(index) = current.index.rebase(&seen.index, &compacted) else {
-            return Ok(false);
+        let index = match &compacted {
+            Some(c) => current.index.rebase(&seen.index, c).map(Arc::new),
+            None => None,
         };
+        let groups = current.groups.has_delta().then(|| current.groups.folded());
+        if index.is_none() && groups.is_none() {
+            return Ok(false);
+        }
         self.publish(State::new(
             current.revision,
             current.model.clone(),
-            Arc::new(index),
-            current.groups.clone(),
+            index.unwrap_or_else(|| current.index.clone()),
+            groups
+                .map(Arc::new)
+                .unwrap_or_else(|| current.groups.clone()),
             current.vocab.clone(),
         ));
         Ok(true)

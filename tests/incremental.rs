@@ -259,6 +259,7 @@ fn idle_compaction_keeps_the_revision_and_the_answers() {
         let after = clew.state();
         assert_eq!(after.revision, before.revision, "round {round}");
         assert_eq!(after.index.delta_len(), 0, "round {round}");
+        assert!(!after.groups.has_delta(), "round {round}");
         after.index.validate().unwrap();
         after.groups.validate(&after.index).unwrap();
         assert!(

@@ -472,6 +472,21 @@ pub struct GroupIndex {
 }
 
 impl GroupIndex {
+    /// Whether any closure's member → groups map has changes not yet folded in.
+    pub fn has_delta(&self) -> bool {
+        self.closures.values().any(|c| !c.inverse.delta.is_empty())
+    }
+
+    /// The same closures with every member → groups map folded (for an idle writer: a check
+    /// then fetches its subject's groups in one probe of the frozen map).
+    pub fn folded(&self) -> GroupIndex {
+        let mut out = self.clone();
+        for c in out.closures.values_mut() {
+            c.inverse.fold(true);
+        }
+        out
+    }
+
     /// Builds a closure for every `(node, spec)`.
     pub fn build(snap: &Snapshot, specs: Vec<(usize, GroupSpec)>) -> GroupIndex {
         GroupIndex {
