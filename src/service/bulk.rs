@@ -610,18 +610,23 @@ impl Clew {
             if o != i {
                 continue;
             }
-            let big = groups.get(g).copied().unwrap_or(0) as u64 * CHECK_NS
-                > state
-                    .model
-                    .as_deref()
-                    .and_then(|m| {
-                        let p = m.plan();
-                        p.node_id(&c.object.object_type, c.relation)
-                            .and_then(|n| p.needs(n))
-                    })
-                    .map(|n| n.len() as u64)
-                    .unwrap_or(1)
-                    * NODE_NS;
+            // A node's evaluation needs at least its own component, so a group that costs no
+            // more in checks than one node's evaluation never gets a bitmap: most checks of a
+            // batch skip the plan lookup.
+            let cost = groups.get(g).copied().unwrap_or(0) as u64 * CHECK_NS;
+            let big = cost > NODE_NS
+                && cost
+                    > state
+                        .model
+                        .as_deref()
+                        .and_then(|m| {
+                            let p = m.plan();
+                            p.node_id(&c.object.object_type, c.relation)
+                                .and_then(|n| p.needs(n))
+                        })
+                        .map(|n| n.len() as u64)
+                        .unwrap_or(1)
+                        * NODE_NS;
             let r = if big && c.contextual.is_empty() && !c.explain {
                 let entry = bitmaps.entry(g).or_insert_with(|| {
                     self.reach_in(
