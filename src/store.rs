@@ -83,6 +83,13 @@ pub struct Store {
     db: oxigraph::store::Store,
     /// Always `IriMapper::default()` (its IRIs are valid without parsing: see [`own`]).
     iris: IriMapper,
+    /// The last committed revision, once read or committed (`None`: read it from the store).
+    /// A commit holds this lock from logging its revision to committing it, so revisions stay
+    /// unique even for callers that bypass the service's single writer. Reading the counter from
+    /// the store costs, in Oxigraph's in-memory storage, one step per revision ever written (it
+    /// keeps every removed version of the counter's quad): writes and SPARQL queries slowed
+    /// linearly with the number of writes before this.
+    revision: std::sync::Mutex<Option<u64>>,
 }
 
 fn nn(iri: &str) -> Result<NamedNode, StoreError> {
@@ -133,6 +140,7 @@ impl Store {
             Ok(Self {
                 db: oxigraph::store::Store::open(path)?,
                 iris: IriMapper::default(),
+                revision: Default::default(),
             })
         }
         #[cfg(not(feature = "rocksdb"))]
@@ -150,6 +158,7 @@ impl Store {
             Ok(Self {
                 db: oxigraph::store::Store::open_read_only(path)?,
                 iris: IriMapper::default(),
+                revision: Default::default(),
             })
         }
         #[cfg(not(feature = "rocksdb"))]
@@ -164,6 +173,7 @@ impl Store {
         Ok(Self {
             db: oxigraph::store::Store::new()?,
             iris: IriMapper::default(),
+            revision: Default::default(),
         })
     }
 
@@ -178,6 +188,30 @@ impl Store {
 
     /// The current revision (0 for a new store).
     pub fn revision(&self) -> Result<u64, StoreError> {
+        let mut known = self.known_revision();
+        if let Some(r) = *known {
+            return Ok(r);
+        }
+        let r = self.stored_revision()?;
+        *known = Some(r);
+        Ok(r)
+    }
+
+    /// The lock on the known revision; after a panic in a commit, the value is forgotten (read
+    /// again from the store).
+    pub(crate) fn known_revision(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        match self.revision.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                *g = None;
+                g
+            }
+        }
+    }
+
+    /// The revision counter as the store holds it.
+    fn stored_revision(&self) -> Result<u64, StoreError> {
         let g = graph(LOG_GRAPH);
         let p = clew("revision");
         let m = meta();
@@ -297,6 +331,7 @@ impl Store {
     /// then additions, each in order), without holding those quads: each plain tuple's quad is
     /// made in three reused IRI buffers, applied and logged, then the buffers are refilled.
     pub fn commit(&self, changes: &[TupleChange], source: &str) -> Result<u64, StoreError> {
+        let mut known = self.known_revision();
         let mut tx = self.db.start_transaction()?;
         let mut removed = String::new();
         let mut added = String::new();
@@ -333,9 +368,8 @@ impl Store {
                 }
             }
         }
-        let next = log_revision(&mut tx, added, removed, None, source)?;
-        tx.commit()?;
-        Ok(next)
+        let next = log_revision(&mut tx, *known, added, removed, None, source)?;
+        finish(tx, &mut known, next)
     }
 
     /// Applies quad changes and logs them as the next revision, atomically.
@@ -345,6 +379,7 @@ impl Store {
         removed: &[Quad],
         source: &str,
     ) -> Result<u64, StoreError> {
+        let mut known = self.known_revision();
         let mut tx = self.db.start_transaction()?;
         for q in removed {
             tx.remove(q);
@@ -352,9 +387,15 @@ impl Store {
         for q in added {
             tx.insert(q);
         }
-        let next = log_revision(&mut tx, nquads(added), nquads(removed), None, source)?;
-        tx.commit()?;
-        Ok(next)
+        let next = log_revision(
+            &mut tx,
+            *known,
+            nquads(added),
+            nquads(removed),
+            None,
+            source,
+        )?;
+        finish(tx, &mut known, next)
     }
 
     /// One logged revision.
@@ -866,32 +907,57 @@ fn push_nquad(out: &mut String, q: QuadRef<'_>) {
     out.push_str(" .\n");
 }
 
+/// Commits `tx`, which logged revision `next`: on success `next` is the known revision; on
+/// failure the known revision is forgotten (read again from the store next time).
+pub(crate) fn finish(
+    tx: oxigraph::store::Transaction<'_>,
+    known: &mut Option<u64>,
+    next: u64,
+) -> Result<u64, StoreError> {
+    match tx.commit() {
+        Ok(()) => {
+            *known = Some(next);
+            Ok(next)
+        }
+        Err(e) => {
+            *known = None;
+            Err(e.into())
+        }
+    }
+}
+
 /// Logs `added`/`removed` (already applied in `tx`, given as their [`nquads`] text) as the next
-/// revision in `tx`: bumps the counter and writes the revision node. Returns the new revision
-/// number.
+/// revision in `tx`: bumps the counter (from `current`, the last committed revision when known,
+/// else read in `tx`) and writes the revision node. Returns the new revision number.
 fn log_revision(
     tx: &mut oxigraph::store::Transaction<'_>,
+    current: Option<u64>,
     added: String,
     removed: String,
     net: Option<&NetTuples>,
     source: &str,
 ) -> Result<u64, StoreError> {
     let log = graph(LOG_GRAPH);
-    let mut current = 0;
-    for q in tx.quads_for_pattern(
-        Some(meta().as_ref().into()),
-        Some(clew("revision").as_ref()),
-        None,
-        Some(log.as_ref()),
-    ) {
-        let q = q?;
-        if let Term::Literal(l) = &q.object {
-            current = l
-                .value()
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("revision counter '{}'", l.value())))?;
+    let current = match current {
+        Some(c) => c,
+        None => {
+            let mut c = 0;
+            for q in tx.quads_for_pattern(
+                Some(meta().as_ref().into()),
+                Some(clew("revision").as_ref()),
+                None,
+                Some(log.as_ref()),
+            ) {
+                let q = q?;
+                if let Term::Literal(l) = &q.object {
+                    c = l.value().parse().map_err(|_| {
+                        StoreError::Corrupt(format!("revision counter '{}'", l.value()))
+                    })?;
+                }
+            }
+            c
         }
-    }
+    };
     let next = current + 1;
     let rev = nn(&format!("https://clew.dev/revision/{next}"))?;
     tx.remove(&Quad::new(

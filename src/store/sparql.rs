@@ -130,14 +130,16 @@ impl Store {
         }
         let (changes, tuples_touched, vocabulary, net) =
             self.tuple_changes(&tx, delta, model, vocab)?;
+        let mut known = self.known_revision();
         let revision = log_revision(
             &mut tx,
+            *known,
             nquads(&delta.added),
             nquads(&delta.removed),
             net.as_ref(),
             source,
         )?;
-        tx.commit()?;
+        super::finish(tx, &mut known, revision)?;
         Ok(Committed {
             revision: Some(revision),
             added: delta.added.len(),
