@@ -932,68 +932,27 @@ impl<'c> Seen<'c> {
     }
 }
 
-/// Identifies a check request (for de-duplication within a batch), by reference: nothing is
-/// copied or encoded per check. Equal keys are equal requests (every field compared; contexts
-/// and contextual tuples structurally). The hash leaves out the context's and the contextual
-/// tuples' contents (JSON values have no hash), so equal keys hash alike.
-struct CheckKey<'r> {
-    user: &'r User,
-    relation: &'r str,
-    object: &'r ObjectRef,
-    context: &'r Map<String, Value>,
-    contextual: &'r [Tuple],
-    explain: bool,
-    max_depth: u32,
+/// A part of a batch key compared by value but left out of its hash (JSON values and tuple
+/// conditions have no hash): equal keys still hash alike, since the rest of the key is hashed.
+/// Contexts are JSON objects without NaN, so equality is an equivalence.
+#[derive(PartialEq)]
+struct Unhashed<T>(T);
+
+impl<T: PartialEq> Eq for Unhashed<T> {}
+
+impl<T> std::hash::Hash for Unhashed<T> {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
-impl<'r> CheckKey<'r> {
-    fn of(c: &CheckRequest<'r>) -> Self {
-        Self {
-            user: c.user,
-            relation: c.relation,
-            object: c.object,
-            context: c.context,
-            contextual: c.contextual,
-            explain: c.explain,
-            max_depth: c.max_depth,
-        }
-    }
-}
-
-impl PartialEq for CheckKey<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.user == o.user
-            && self.relation == o.relation
-            && self.object == o.object
-            && self.explain == o.explain
-            && self.max_depth == o.max_depth
-            && self.context == o.context
-            && self.contextual == o.contextual
-    }
-}
-
-impl Eq for CheckKey<'_> {}
-
-impl std::hash::Hash for CheckKey<'_> {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.user.hash(h);
-        self.relation.hash(h);
-        self.object.hash(h);
-        self.context.len().hash(h);
-        self.contextual.len().hash(h);
-        self.explain.hash(h);
-        self.max_depth.hash(h);
-    }
-}
-
-/// Checks that one bitmap evaluation can answer together (by reference, hashed like
-/// [`CheckKey`]).
+/// Checks that one bitmap evaluation can answer together, by reference: nothing is copied or
+/// encoded per check (the context last, so cheaper fields decide first).
+#[derive(PartialEq, Eq, Hash)]
 struct GroupKey<'r> {
     user: &'r User,
     relation: &'r str,
     object_type: &'r str,
-    context: &'r Map<String, Value>,
     max_depth: u32,
+    context: Unhashed<&'r Map<String, Value>>,
 }
 
 impl<'r> GroupKey<'r> {
@@ -1002,31 +961,30 @@ impl<'r> GroupKey<'r> {
             user: c.user,
             relation: c.relation,
             object_type: &c.object.object_type,
-            context: c.context,
             max_depth: c.max_depth,
+            context: Unhashed(c.context),
         }
     }
 }
 
-impl PartialEq for GroupKey<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.user == o.user
-            && self.relation == o.relation
-            && self.object_type == o.object_type
-            && self.max_depth == o.max_depth
-            && self.context == o.context
-    }
+/// Identifies a check request (for de-duplication within a batch): its group, and what else
+/// the request says. Equal keys are equal requests.
+#[derive(PartialEq, Eq, Hash)]
+struct CheckKey<'r> {
+    group: GroupKey<'r>,
+    object_id: &'r str,
+    explain: bool,
+    contextual: Unhashed<&'r [Tuple]>,
 }
 
-impl Eq for GroupKey<'_> {}
-
-impl std::hash::Hash for GroupKey<'_> {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.user.hash(h);
-        self.relation.hash(h);
-        self.object_type.hash(h);
-        self.context.len().hash(h);
-        self.max_depth.hash(h);
+impl<'r> CheckKey<'r> {
+    fn of(c: &CheckRequest<'r>) -> Self {
+        Self {
+            group: GroupKey::of(c),
+            object_id: &c.object.id,
+            explain: c.explain,
+            contextual: Unhashed(c.contextual),
+        }
     }
 }
 
