@@ -50,6 +50,30 @@ fn random_tuple(rng: &mut Rng) -> Tuple {
     Tuple::parse(&user, relation, &object).unwrap()
 }
 
+/// Writes `t` if it is not stored, deletes it if it is (a single-tuple write either way), and
+/// keeps `stored` in step.
+fn toggle(clew: &Clew, stored: &mut Vec<Tuple>, t: Tuple) {
+    match stored.iter().position(|s| s.key() == t.key()) {
+        Some(i) => {
+            let key: TupleKey = stored.remove(i).key();
+            clew.write_tuples(&[], &[key], "test").unwrap();
+        }
+        None => {
+            clew.write_tuples(std::slice::from_ref(&t), &[], "test")
+                .unwrap();
+            stored.push(t);
+        }
+    }
+}
+
+/// The answers of a fresh instance loaded with `stored` in one bulk write.
+fn fresh_answers(stored: &[Tuple]) -> Vec<Vec<String>> {
+    let fresh = Clew::memory().unwrap();
+    fresh.write_model(MODEL).unwrap();
+    fresh.write_tuples_bulk(stored, &[], "fresh").unwrap();
+    answers(&fresh)
+}
+
 fn answers(clew: &Clew) -> Vec<Vec<String>> {
     let ctx = Map::new();
     let mut out = Vec::new();
@@ -94,32 +118,16 @@ fn closures_and_cache_stay_exact_under_random_writes() {
         clew.write_model(MODEL).unwrap();
         let mut stored: Vec<Tuple> = Vec::new();
         for _ in 0..30 {
-            let t = random_tuple(&mut rng);
-            let existing = stored.iter().position(|s| s.key() == t.key());
-            match existing {
-                Some(i) => {
-                    let key: TupleKey = stored.remove(i).key();
-                    clew.write_tuples(&[], &[key], "test").unwrap();
-                }
-                None => {
-                    clew.write_tuples(std::slice::from_ref(&t), &[], "test")
-                        .unwrap();
-                    stored.push(t);
-                }
-            }
+            toggle(&clew, &mut stored, random_tuple(&mut rng));
             steps += 1;
             let state = clew.state();
             state
                 .groups
                 .validate(&state.index)
                 .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-            let got = answers(&clew);
-            let fresh = Clew::memory().unwrap();
-            fresh.write_model(MODEL).unwrap();
-            fresh.write_tuples_bulk(&stored, &[], "fresh").unwrap();
             assert_eq!(
-                got,
-                answers(&fresh),
+                answers(&clew),
+                fresh_answers(&stored),
                 "seed {seed}: cached answers differ from a fresh instance; tuples {stored:#?}"
             );
         }
@@ -237,18 +245,7 @@ fn idle_compaction_keeps_the_revision_and_the_answers() {
     let mut stored: Vec<Tuple> = Vec::new();
     for round in 0..4 {
         for _ in 0..25 {
-            let t = random_tuple(&mut rng);
-            match stored.iter().position(|s| s.key() == t.key()) {
-                Some(i) => {
-                    let key: TupleKey = stored.remove(i).key();
-                    clew.write_tuples(&[], &[key], "test").unwrap();
-                }
-                None => {
-                    clew.write_tuples(std::slice::from_ref(&t), &[], "test")
-                        .unwrap();
-                    stored.push(t);
-                }
-            }
+            toggle(&clew, &mut stored, random_tuple(&mut rng));
         }
         let before = clew.state();
         assert!(
@@ -266,9 +263,6 @@ fn idle_compaction_keeps_the_revision_and_the_answers() {
             !clew.compact_idle().unwrap(),
             "round {round}: nothing left to fold"
         );
-        let fresh = Clew::memory().unwrap();
-        fresh.write_model(MODEL).unwrap();
-        fresh.write_tuples_bulk(&stored, &[], "fresh").unwrap();
-        assert_eq!(answers(&clew), answers(&fresh), "round {round}");
+        assert_eq!(answers(&clew), fresh_answers(&stored), "round {round}");
     }
 }
