@@ -301,19 +301,32 @@ impl Clew {
     /// revision: the same answers, but reads stop probing the delta's persistent maps (a burst
     /// of writes otherwise leaves up to a thirty-second of the base in the delta, and a finished
     /// background compaction is only picked up by the next write); the group closures' member →
-    /// groups maps are folded too. For a writer that has gone
-    /// idle ([`crate::server`] calls it when the revision has not moved for a while). The
-    /// compaction runs without the writer lock; a write that lands meanwhile is carried over by
-    /// [`Snapshot::rebase`], and when the index moved to another base (a compaction published
-    /// meanwhile) nothing is published. Returns whether it published.
+    /// groups maps are folded too. For a writer that has gone idle ([`crate::server`] calls it
+    /// when the revision has not moved for a while).
+    ///
+    /// A background compaction the last writes started is waited for and used first, so the
+    /// same delta is not compacted twice. What is left is compacted without the writer lock; a
+    /// write that lands meanwhile is carried over by [`Snapshot::rebase`], and when the index
+    /// moved to another base meanwhile nothing is published. Returns whether it published.
     pub fn compact_idle(&self) -> Result<bool, ServiceError> {
+        self.compactor.wait();
+        let picked = {
+            let _guard = self.lock_writer()?;
+            let current = self.state();
+            let next = self.compactor.maintain((*current.index).clone());
+            let fewer = next.delta_len() < current.index.delta_len();
+            if fewer {
+                self.republish(&current, Some(Arc::new(next)), None);
+            }
+            fewer
+        };
         let seen = self.state();
         let compacted = match seen.index.delta_len() {
             0 => None,
             _ => Some(seen.index.compact()).filter(|c| c.delta_len() == 0),
         };
         if compacted.is_none() && !seen.groups.has_delta() {
-            return Ok(false);
+            return Ok(picked);
         }
         let _guard = self.lock_writer()?;
         let current = self.state();
@@ -323,18 +336,27 @@ impl Clew {
         };
         let groups = current.groups.has_delta().then(|| current.groups.folded());
         if index.is_none() && groups.is_none() {
-            return Ok(false);
+            return Ok(picked);
         }
+        self.republish(&current, index, groups.map(Arc::new));
+        Ok(true)
+    }
+
+    /// Publishes `current`'s revision again with a new index and/or group closures that give
+    /// the same answers (the caller holds the writer lock).
+    fn republish(
+        &self,
+        current: &State,
+        index: Option<Arc<Snapshot>>,
+        groups: Option<Arc<GroupIndex>>,
+    ) {
         self.publish(State::new(
             current.revision,
             current.model.clone(),
             index.unwrap_or_else(|| current.index.clone()),
-            groups
-                .map(Arc::new)
-                .unwrap_or_else(|| current.groups.clone()),
+            groups.unwrap_or_else(|| current.groups.clone()),
             current.vocab.clone(),
         ));
-        Ok(true)
     }
 
     /// The published state at `revision`, if it is still retained.
