@@ -84,10 +84,12 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let w = load(Path::new(&dir));
+    let names = clew::engine::SymbolNames::new(&w.snapshot, &w.model);
     let view = View {
         snapshot: &w.snapshot,
         model: &w.model,
         groups: None,
+        names: Some(&names),
     };
     let context = Map::new();
     fn request<'a>(

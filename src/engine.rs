@@ -59,6 +59,33 @@ pub struct View<'a> {
     pub model: &'a TypeSystem,
     /// Nested-group closures for this snapshot and model, when the caller keeps them.
     pub groups: Option<&'a crate::index::groups::GroupIndex>,
+    /// The snapshot's name of each of the model's symbols, when the caller keeps them (else a
+    /// check resolves the ones it uses, by string, per request).
+    pub names: Option<&'a SymbolNames>,
+}
+
+/// The snapshot name of every symbol of a compiled model (`None`: a symbol the snapshot has
+/// no name for), resolved once for a published state instead of by string in every request.
+/// Valid for exactly the snapshot and model it was built from.
+#[derive(Debug, Default)]
+pub struct SymbolNames(Box<[Option<crate::index::Name>]>);
+
+impl SymbolNames {
+    pub fn new(snapshot: &Snapshot, model: &TypeSystem) -> Self {
+        let program = model.compiled();
+        let symbols = u32::try_from(program.symbol_count()).unwrap_or(u32::MAX);
+        Self(
+            (0..symbols)
+                .map(|s| snapshot.name(program.symbol(s)))
+                .collect(),
+        )
+    }
+
+    /// The name of symbol `s`: `Some(None)` if the snapshot has none, `None` if `s` is not a
+    /// symbol of the model.
+    pub fn get(&self, s: crate::model::compiled::Sym) -> Option<Option<crate::index::Name>> {
+        self.0.get(s as usize).copied()
+    }
 }
 
 /// Validates the parts of a request that name model entities (OpenFGA's request validation).
@@ -276,6 +303,8 @@ pub fn lookup(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, Eng
         } else {
             view.groups
         },
+        // An overlay may name what the stored snapshot does not.
+        names: if overlay.is_some() { None } else { view.names },
     };
     let r = reach::reach(
         eval_view,

@@ -637,6 +637,14 @@ impl Snapshot {
         }
     }
 
+    /// See [`base::Base::preload`] (a no-op for objects newer than the base).
+    pub fn preload(&self, object: Obj, user: Obj) {
+        let base = self.base_objects();
+        if object < base && user < base {
+            self.base.preload(object, user);
+        }
+    }
+
     pub fn edges(&self, object: Obj, relation: Name) -> Option<EdgesRef<'_>> {
         if !self.edges.is_empty()
             && self.filter.may_hold(&Touched::Forward(object, relation))

@@ -184,6 +184,8 @@ pub struct State {
     pub groups: Arc<GroupIndex>,
     /// The graph's bindings and axioms at this revision.
     pub vocab: Arc<Vocabulary>,
+    /// The index's name of each of the model's symbols, resolved on the first read.
+    names: std::sync::OnceLock<engine::SymbolNames>,
 }
 
 impl State {
@@ -202,6 +204,7 @@ impl State {
             node_writes,
             groups,
             vocab,
+            names: std::sync::OnceLock::new(),
         }
     }
 
@@ -211,10 +214,15 @@ impl State {
     }
 
     pub fn view(&self) -> Result<View<'_>, ServiceError> {
+        let model = self.model.as_deref().ok_or(ServiceError::NoModel)?;
         Ok(View {
             snapshot: &self.index,
-            model: self.model.as_deref().ok_or(ServiceError::NoModel)?,
+            model,
             groups: Some(&self.groups),
+            names: Some(
+                self.names
+                    .get_or_init(|| engine::SymbolNames::new(&self.index, model)),
+            ),
         })
     }
 }

@@ -278,6 +278,16 @@ impl Base {
         None
     }
 
+    /// Reads where `object`'s forward entries and `user`'s reverse entries start, and the
+    /// first word of each: a check that is about to read both gets their cache misses in flight
+    /// together, two rounds of two, instead of four misses one after the other.
+    pub fn preload(&self, object: Obj, user: Obj) {
+        let f = at(&self.fwd_off, object as usize);
+        let r = at(&self.rev_off, user as usize);
+        let first = self.fwd.get(f).copied().unwrap_or(0) ^ self.rev.get(r).copied().unwrap_or(0);
+        std::hint::black_box(first);
+    }
+
     pub fn reverse(&self, object_type: Name, relation: Name, user: UserRef) -> Option<Members<'_>> {
         match user {
             UserRef::Object(u) => {
