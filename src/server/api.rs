@@ -191,6 +191,9 @@ struct BatchReply<'a> {
     revision: u64,
 }
 
+/// Most checks in a batch that is evaluated on the runtime's worker (see `batch_check`).
+const INLINE_BATCH: usize = 128;
+
 pub async fn batch_check(
     State(s): State<Arc<AppState>>,
     Json(b): Json<BatchBody>,
@@ -212,8 +215,15 @@ pub async fn batch_check(
             depth: depth(&s, c.max_depth)?,
         });
     }
+    // A small batch of plain checks (a couple of hundred microseconds) runs on the runtime's
+    // worker; handing it to the blocking pool and back cost two thread wake-ups per request,
+    // about 5 % of the server's throughput under load. Larger or heavier batches go there.
+    let inline = b.checks.len() <= INLINE_BATCH
+        && b.checks
+            .iter()
+            .all(|c| !c.explain && c.contextual_tuples.is_empty());
     let s2 = s.clone();
-    blocking(move || {
+    let run = move || {
         let reqs: Vec<CheckRequest<'_>> = b
             .checks
             .iter()
@@ -278,9 +288,12 @@ pub async fn batch_check(
             revision: out.revision,
         };
         serde_json::to_vec(&reply).map_err(|e| ApiError::internal(e.to_string()))
-    })
-    .await
-    .map(|body| {
+    };
+    let body = match inline {
+        true => run(),
+        false => blocking(run).await,
+    };
+    body.map(|body| {
         (
             [(
                 axum::http::header::CONTENT_TYPE,
