@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let w = load(Path::new(&dir));
-    let names = clew::engine::SymbolNames::new(&w.snapshot, &w.model);
+    let names = clew::engine::Resolved::new(&w.snapshot, &w.model, None);
     let view = View {
         snapshot: &w.snapshot,
         model: &w.model,

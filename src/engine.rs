@@ -61,30 +61,62 @@ pub struct View<'a> {
     pub groups: Option<&'a crate::index::groups::GroupIndex>,
     /// The snapshot's name of each of the model's symbols, when the caller keeps them (else a
     /// check resolves the ones it uses, by string, per request).
-    pub names: Option<&'a SymbolNames>,
+    pub names: Option<&'a Resolved>,
 }
 
-/// The snapshot name of every symbol of a compiled model (`None`: a symbol the snapshot has
-/// no name for), resolved once for a published state instead of by string in every request.
-/// Valid for exactly the snapshot and model it was built from.
+/// A model resolved against a published state, once, instead of by string in every request:
+/// the snapshot name of every symbol of the compiled model (`None`: a symbol the snapshot has no
+/// name for), and the relation of each usable nested-group closure. Names are valid for exactly
+/// the snapshot and model it was built from; a closure is recognised by its spec's identity, so
+/// a closure of another group index is simply not found here.
 #[derive(Debug, Default)]
-pub struct SymbolNames(Box<[Option<crate::index::Name>]>);
+pub struct Resolved {
+    names: Box<[Option<crate::index::Name>]>,
+    closures: Vec<(
+        std::sync::Arc<crate::index::groups::GroupSpec>,
+        crate::model::compiled::RelId,
+    )>,
+}
 
-impl SymbolNames {
-    pub fn new(snapshot: &Snapshot, model: &TypeSystem) -> Self {
+impl Resolved {
+    pub fn new(
+        snapshot: &Snapshot,
+        model: &TypeSystem,
+        groups: Option<&crate::index::groups::GroupIndex>,
+    ) -> Self {
         let program = model.compiled();
         let symbols = u32::try_from(program.symbol_count()).unwrap_or(u32::MAX);
-        Self(
-            (0..symbols)
+        let closures = groups
+            .into_iter()
+            .flat_map(|g| g.usable_specs())
+            .filter_map(|spec| {
+                let rel = program.relation_by_name(&spec.object_type, &spec.relation)?;
+                Some((spec.clone(), rel))
+            })
+            .collect();
+        Self {
+            names: (0..symbols)
                 .map(|s| snapshot.name(program.symbol(s)))
                 .collect(),
-        )
+            closures,
+        }
     }
 
     /// The name of symbol `s`: `Some(None)` if the snapshot has none, `None` if `s` is not a
     /// symbol of the model.
     pub fn get(&self, s: crate::model::compiled::Sym) -> Option<Option<crate::index::Name>> {
-        self.0.get(s as usize).copied()
+        self.names.get(s as usize).copied()
+    }
+
+    /// The relation of the closure with this spec, if it was resolved here.
+    pub fn closure_relation(
+        &self,
+        spec: &crate::index::groups::GroupSpec,
+    ) -> Option<crate::model::compiled::RelId> {
+        self.closures
+            .iter()
+            .find(|(s, _)| std::ptr::eq(&**s, spec))
+            .map(|(_, r)| *r)
     }
 }
 

@@ -185,7 +185,7 @@ pub struct State {
     /// The graph's bindings and axioms at this revision.
     pub vocab: Arc<Vocabulary>,
     /// The index's name of each of the model's symbols, resolved on the first read.
-    names: std::sync::OnceLock<engine::SymbolNames>,
+    names: std::sync::OnceLock<engine::Resolved>,
 }
 
 impl State {
@@ -221,7 +221,7 @@ impl State {
             groups: Some(&self.groups),
             names: Some(
                 self.names
-                    .get_or_init(|| engine::SymbolNames::new(&self.index, model)),
+                    .get_or_init(|| engine::Resolved::new(&self.index, model, Some(&self.groups))),
             ),
         })
     }

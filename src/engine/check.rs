@@ -16,7 +16,7 @@
 //! and one object has one id, so id equality is object equality.
 
 use super::explain::{DenyTrace, Explanation, Source, Witness};
-use super::{EngineError, SymbolNames, View, validate_request};
+use super::{EngineError, Resolved, View, validate_request};
 use crate::condition::ConditionOutcome;
 use crate::index::groups::GroupClosure;
 use crate::index::{EdgesRef, IdHasher, Members, Name, Obj, Snapshot, UserRef};
@@ -431,9 +431,10 @@ struct Env<'a> {
     extra: &'a [&'a ObjectRef],
     /// Sorted by (object, relation), in request order within one.
     contextual: &'a [Contextual<'a>],
-    names: NameCache,
+    /// Symbols resolved on first use, when the caller keeps no [`Resolved`].
+    names: Option<NameCache>,
     /// Every symbol's name, resolved for the snapshot (when the caller keeps them).
-    resolved: Option<&'a SymbolNames>,
+    resolved: Option<&'a Resolved>,
     /// Leopard closures of nested groups usable for this request, by relation; each with the
     /// subject's groups in it, fetched on the first probe (one map lookup per closure and check,
     /// and none for a check that never reaches the closure).
@@ -492,7 +493,7 @@ impl<'a> Env<'a> {
             return n;
         }
         let lookup = || self.snap.name(self.program.symbol(s));
-        let Some(slot) = self.names.slot(s) else {
+        let Some(slot) = self.names.as_ref().and_then(|c| c.slot(s)) else {
             return lookup();
         };
         match slot.get() {
@@ -952,8 +953,12 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
     let closure_subject = match (request.user, subject) {
         // The subject's id is already known: a snapshot id, or a request-local one (no closure
         // holds those).
-        (User::Object(o), Subject::Object { id, .. }) => {
-            ((id < stored).then_some(id), snap.name(&o.object_type))
+        (User::Object(o), Subject::Object { id, object_type }) => {
+            let resolved = object_type.and_then(|t| view.names.and_then(|r| r.get(t)));
+            (
+                (id < stored).then_some(id),
+                resolved.unwrap_or_else(|| snap.name(&o.object_type)),
+            )
         }
         (User::Object(o), _) => (interned(snap, o), snap.name(&o.object_type)),
         (User::Wildcard(t), _) => (None, snap.name(t)),
@@ -964,8 +969,9 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         && request.contextual.is_empty()
     {
         let usable = g.usable().filter_map(|(spec, c)| {
-            program
-                .relation_by_name(&spec.object_type, &spec.relation)
+            view.names
+                .and_then(|r| r.closure_relation(spec))
+                .or_else(|| program.relation_by_name(&spec.object_type, &spec.relation))
                 .map(|r| (r, c, OnceCell::new()))
         });
         for (slot, c) in closures.iter_mut().zip(usable) {
@@ -982,10 +988,10 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         stored,
         extra: &extra,
         contextual: &contextual,
-        names: NameCache::new(match view.names {
-            Some(_) => 0,
-            None => program.symbol_count(),
-        }),
+        names: match view.names {
+            Some(_) => None,
+            None => Some(NameCache::new(program.symbol_count())),
+        },
         resolved: view.names,
         closures,
         closure_subject,
@@ -1109,6 +1115,12 @@ impl<'a> Evaluator<'a> {
             } else {
                 Outcome::No
             };
+        }
+        if def.leaf {
+            // Nothing below to recurse into or to share: no memo entry (it would only save
+            // reading the same tuples again if the node were asked twice).
+            self.visited += 1;
+            return self.rewrite(object, def, &def.rewrite, depth);
         }
         let key = node_key(object, rel);
         let at = match self.memo.find(key) {
@@ -1551,7 +1563,7 @@ mod tests {
             .collect();
         let snapshot = Snapshot::empty(0).apply(1, &changes, TUPLES_GRAPH);
         // Symbols resolved per request, and resolved up front for the snapshot.
-        let resolved = SymbolNames::new(&snapshot, &model);
+        let resolved = Resolved::new(&snapshot, &model, None);
         let views = [None, Some(&resolved)].map(|names| View {
             snapshot: &snapshot,
             model: &model,

@@ -516,6 +516,14 @@ impl GroupIndex {
             .filter_map(|c| c.spec.as_deref().map(|s| (s, c)))
     }
 
+    /// The specs of the usable closures (shared with them: identity names a closure).
+    pub fn usable_specs(&self) -> impl Iterator<Item = &Arc<GroupSpec>> {
+        self.closures
+            .values()
+            .filter(|c| c.usable())
+            .filter_map(|c| c.spec.as_ref())
+    }
+
     /// The usable closure for a plan node, if there is one.
     pub fn closure(&self, node: usize) -> Option<&GroupClosure> {
         self.closures.get(&node).filter(|c| c.usable())

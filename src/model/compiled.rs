@@ -37,6 +37,9 @@ pub struct Rel {
     /// stored tuples read here are unconditional concrete users (a wildcard, userset or
     /// conditional tuple stored under an older model is not admitted).
     pub plain_only: bool,
+    /// The rewrite is `[...]` alone and admits no userset: evaluating it reads this relation's
+    /// own tuples and nothing else, so it can neither recurse nor be part of a cycle.
+    pub leaf: bool,
 }
 
 /// A node of a compiled rewrite tree, with the texts explanations cite for it.
@@ -149,6 +152,10 @@ impl Compiled {
             let plain_only = direct
                 .iter()
                 .all(|r| r.kind == Kind::Direct && r.condition.is_none());
+            let leaf = matches!(rewrite.op, Op::This)
+                && direct
+                    .iter()
+                    .all(|r| !matches!(r.kind, Kind::Userset { .. }));
             let name = c.intern(&def.name);
             c.relations.push(Rel {
                 id,
@@ -157,6 +164,7 @@ impl Compiled {
                 rewrite,
                 direct,
                 plain_only,
+                leaf,
             });
         }
         // Parents of tuple-to-usersets need the tupleset's restrictions, compiled above.
