@@ -84,12 +84,12 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let w = load(Path::new(&dir));
-    let names = clew::engine::Resolved::new(&w.snapshot, &w.model, None);
+    let resolved = clew::engine::Resolved::new(&w.snapshot, &w.model, None);
     let view = View {
         snapshot: &w.snapshot,
         model: &w.model,
         groups: None,
-        names: Some(&names),
+        resolved: Some(&resolved),
     };
     let context = Map::new();
     fn request<'a>(

@@ -59,9 +59,9 @@ pub struct View<'a> {
     pub model: &'a TypeSystem,
     /// Nested-group closures for this snapshot and model, when the caller keeps them.
     pub groups: Option<&'a crate::index::groups::GroupIndex>,
-    /// The snapshot's name of each of the model's symbols, when the caller keeps them (else a
-    /// check resolves the ones it uses, by string, per request).
-    pub names: Option<&'a Resolved>,
+    /// The model resolved against this snapshot and these closures, when the caller keeps it
+    /// (else a check resolves the names it uses, by string, per request).
+    pub resolved: Option<&'a Resolved>,
 }
 
 /// A model resolved against a published state, once, instead of by string in every request:
@@ -336,7 +336,11 @@ pub fn lookup(view: View<'_>, request: &LookupRequest<'_>) -> Result<Lookup, Eng
             view.groups
         },
         // An overlay may name what the stored snapshot does not.
-        names: if overlay.is_some() { None } else { view.names },
+        resolved: if overlay.is_some() {
+            None
+        } else {
+            view.resolved
+        },
     };
     let r = reach::reach(
         eval_view,

@@ -184,8 +184,8 @@ pub struct State {
     pub groups: Arc<GroupIndex>,
     /// The graph's bindings and axioms at this revision.
     pub vocab: Arc<Vocabulary>,
-    /// The index's name of each of the model's symbols, resolved on the first read.
-    names: std::sync::OnceLock<engine::Resolved>,
+    /// The model resolved against this index and these closures, on the first read.
+    resolved: std::sync::OnceLock<engine::Resolved>,
 }
 
 impl State {
@@ -204,7 +204,7 @@ impl State {
             node_writes,
             groups,
             vocab,
-            names: std::sync::OnceLock::new(),
+            resolved: std::sync::OnceLock::new(),
         }
     }
 
@@ -219,8 +219,8 @@ impl State {
             snapshot: &self.index,
             model,
             groups: Some(&self.groups),
-            names: Some(
-                self.names
+            resolved: Some(
+                self.resolved
                     .get_or_init(|| engine::Resolved::new(&self.index, model, Some(&self.groups))),
             ),
         })

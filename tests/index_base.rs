@@ -217,7 +217,7 @@ fn checks(s: &Snapshot, ts: &TypeSystem, universe: u64) -> Vec<String> {
                     snapshot: s,
                     model: ts,
                     groups: None,
-                    names: Some(&engine::Resolved::new(s, ts, None)),
+                    resolved: Some(&engine::Resolved::new(s, ts, None)),
                 },
                 &CheckRequest {
                     user: &user,

@@ -433,7 +433,7 @@ struct Env<'a> {
     contextual: &'a [Contextual<'a>],
     /// Symbols resolved on first use, when the caller keeps no [`Resolved`].
     names: Option<NameCache>,
-    /// Every symbol's name, resolved for the snapshot (when the caller keeps them).
+    /// The model resolved for the snapshot (when the caller keeps it).
     resolved: Option<&'a Resolved>,
     /// Leopard closures of nested groups usable for this request, by relation; each with the
     /// subject's groups in it, fetched on the first probe (one map lookup per closure and check,
@@ -954,7 +954,7 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         // The subject's id is already known: a snapshot id, or a request-local one (no closure
         // holds those).
         (User::Object(o), Subject::Object { id, object_type }) => {
-            let resolved = object_type.and_then(|t| view.names.and_then(|r| r.get(t)));
+            let resolved = object_type.and_then(|t| view.resolved.and_then(|r| r.get(t)));
             (
                 (id < stored).then_some(id),
                 resolved.unwrap_or_else(|| snap.name(&o.object_type)),
@@ -969,7 +969,7 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         && request.contextual.is_empty()
     {
         let usable = g.usable().filter_map(|(spec, c)| {
-            view.names
+            view.resolved
                 .and_then(|r| r.closure_relation(spec))
                 .or_else(|| program.relation_by_name(&spec.object_type, &spec.relation))
                 .map(|r| (r, c, OnceCell::new()))
@@ -988,11 +988,11 @@ pub fn check(view: View<'_>, request: &CheckRequest<'_>) -> Result<CheckResult, 
         stored,
         extra: &extra,
         contextual: &contextual,
-        names: match view.names {
+        names: match view.resolved {
             Some(_) => None,
             None => Some(NameCache::new(program.symbol_count())),
         },
-        resolved: view.names,
+        resolved: view.resolved,
         closures,
         closure_subject,
         subject_bits: std::array::from_fn(|_| Cell::new((RelId::MAX, None))),
@@ -1564,11 +1564,11 @@ mod tests {
         let snapshot = Snapshot::empty(0).apply(1, &changes, TUPLES_GRAPH);
         // Symbols resolved per request, and resolved up front for the snapshot.
         let resolved = Resolved::new(&snapshot, &model, None);
-        let views = [None, Some(&resolved)].map(|names| View {
+        let views = [None, Some(&resolved)].map(|resolved| View {
             snapshot: &snapshot,
             model: &model,
             groups: None,
-            names,
+            resolved,
         });
         let context = Map::new();
         let all: Vec<Tuple> = stored.iter().chain(&contextual).cloned().collect();
