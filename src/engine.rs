@@ -88,8 +88,8 @@ impl Resolved {
         let symbols = u32::try_from(program.symbol_count()).unwrap_or(u32::MAX);
         let closures = groups
             .into_iter()
-            .flat_map(|g| g.usable_specs())
-            .filter_map(|spec| {
+            .flat_map(|g| g.usable())
+            .filter_map(|(spec, _)| {
                 let rel = program.relation_by_name(&spec.object_type, &spec.relation)?;
                 Some((spec.clone(), rel))
             })

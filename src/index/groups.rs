@@ -508,20 +508,13 @@ impl GroupIndex {
         }
     }
 
-    /// Every usable closure with the `type#relation` it covers.
-    pub fn usable(&self) -> impl Iterator<Item = (&GroupSpec, &GroupClosure)> {
+    /// Every usable closure with the `type#relation` it covers (the spec shared with it, so that
+    /// its identity names the closure: see [`crate::engine::Resolved`]).
+    pub fn usable(&self) -> impl Iterator<Item = (&Arc<GroupSpec>, &GroupClosure)> {
         self.closures
             .values()
             .filter(|c| c.usable())
-            .filter_map(|c| c.spec.as_deref().map(|s| (s, c)))
-    }
-
-    /// The specs of the usable closures (shared with them: identity names a closure).
-    pub fn usable_specs(&self) -> impl Iterator<Item = &Arc<GroupSpec>> {
-        self.closures
-            .values()
-            .filter(|c| c.usable())
-            .filter_map(|c| c.spec.as_ref())
+            .filter_map(|c| c.spec.as_ref().map(|s| (s, c)))
     }
 
     /// The usable closure for a plan node, if there is one.
